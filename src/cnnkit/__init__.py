@@ -1,0 +1,43 @@
+"""cnnkit: convolutional neural networks from scratch on NumPy, explained and checked.
+
+>>> import numpy as np, cnnkit
+>>> model = cnnkit.Sequential(
+...     cnnkit.Conv2d(1, 8, 3, padding=1, rng=np.random.default_rng(0)),
+...     cnnkit.ReLU(),
+...     cnnkit.MaxPool2d(2),
+...     cnnkit.Flatten(),
+...     cnnkit.Linear(8 * 4 * 4, 10, rng=np.random.default_rng(1)),
+... )
+>>> model.output_shape((64, 1, 8, 8))
+(64, 10)
+"""
+
+from cnnkit.data import load_optdigits
+from cnnkit.errors import CnnkitError, ConfigError, DataError, DTypeError, ShapeError, StateError
+from cnnkit.layers import AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU
+from cnnkit.losses import CrossEntropyLoss
+from cnnkit.model import Sequential, lecture_network
+from cnnkit.optim import SGD
+from cnnkit.parameter import Parameter
+
+__all__ = [
+    "SGD",
+    "AvgPool2d",
+    "CnnkitError",
+    "ConfigError",
+    "Conv2d",
+    "CrossEntropyLoss",
+    "DTypeError",
+    "DataError",
+    "Flatten",
+    "Layer",
+    "Linear",
+    "MaxPool2d",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "ShapeError",
+    "StateError",
+    "lecture_network",
+    "load_optdigits",
+]

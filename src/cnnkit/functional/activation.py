@@ -1,0 +1,18 @@
+"""Element-wise activations."""
+
+from __future__ import annotations
+
+from cnnkit.backend import get_array_module
+
+
+def relu_forward(x):
+    """max(x, 0), any shape. Returns ``(y, mask)``; the mask (x > 0) is all backward needs."""
+    xp = get_array_module(x)
+    mask = x > 0
+    return xp.maximum(x, xp.zeros((), dtype=x.dtype)), mask
+
+
+def relu_backward(dy, mask):
+    """Gradient passes where the input was positive (0 at x = 0, as in PyTorch)."""
+    xp = get_array_module(dy)
+    return xp.where(mask, dy, xp.zeros((), dtype=dy.dtype))

@@ -1,0 +1,138 @@
+"""Sequential: the lecture's stack INPUT -> [CONV -> RELU -> POOL] x N -> FC as one object."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from cnnkit.errors import CnnkitError, ConfigError, ShapeError
+from cnnkit.layers.base import Layer
+from cnnkit.parameter import Parameter
+
+
+class Sequential(Layer):
+    """Layers applied in order; ``backward`` runs them in reverse.
+
+    Errors raised by a layer name its index: ``layer 3 Conv2d(16, 32, kernel_size=3): ...``.
+    Parameter names follow PyTorch's (``"0.weight"``, ``"0.bias"``, ...), so state dicts line up.
+    """
+
+    def __init__(self, *layers: Layer) -> None:
+        for index, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise ConfigError(
+                    f"Sequential: item {index} is {type(layer).__name__}, not a cnnkit layer; "
+                    "pass layers such as Conv2d(...), ReLU(), MaxPool2d(2), Flatten(), Linear(...)"
+                )
+        self.layers = list(layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Sequential(*self.layers[index])
+        return self.layers[index]
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def append(self, layer: Layer) -> Sequential:
+        self.layers.append(layer)
+        return self
+
+    def forward(self, x):
+        for index, layer in enumerate(self.layers):
+            try:
+                x = layer.forward(x)
+            except CnnkitError as error:
+                raise error.located(index) from None
+        return x
+
+    def backward(self, dy):
+        for index in range(len(self.layers) - 1, -1, -1):
+            try:
+                dy = self.layers[index].backward(dy)
+            except CnnkitError as error:
+                raise error.located(index) from None
+        return dy
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        shape = tuple(input_shape)
+        for index, layer in enumerate(self.layers):
+            try:
+                shape = layer.output_shape(shape)
+            except CnnkitError as error:
+                raise error.located(index) from None
+        return shape
+
+    def parameters(self) -> Iterator[Parameter]:
+        for layer in self.layers:
+            yield from layer.parameters()
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for index, layer in enumerate(self.layers):
+            yield from layer.named_parameters(f"{prefix}{index}.")
+
+    def train(self, mode: bool = True) -> Sequential:
+        self.training = bool(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter array, keyed as PyTorch would key them."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the parameters; names, shapes and dtypes must all match."""
+        own = dict(self.named_parameters())
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ShapeError(
+                f"load_state_dict: missing {missing or 'nothing'}, unexpected "
+                f"{unexpected or 'nothing'}; was the state saved from another architecture?"
+            )
+        for name, parameter in own.items():
+            value = np.asarray(state[name])
+            if value.shape != parameter.data.shape:
+                raise ShapeError(
+                    f"load_state_dict: {name} has shape {value.shape}, the model expects "
+                    f"{parameter.data.shape}"
+                )
+            parameter.data[...] = value.astype(parameter.data.dtype, copy=False)
+
+    def __repr__(self) -> str:
+        lines = [f"  ({i}): {layer!r}".replace("\n", "\n  ") for i, layer in enumerate(self.layers)]
+        return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
+
+
+def lecture_network(
+    input_shape: tuple[int, int, int],
+    classes: int,
+    *,
+    depths: tuple[int, ...] = (16, 32),
+    rng: np.random.Generator | None = None,
+    dtype=np.float32,
+) -> Sequential:
+    """The lecture's INPUT -> [CONV -> RELU -> POOL] x len(depths) -> FC for (C, H, W) images.
+
+    Each CONV is 3x3 with P=1, S=1 (keeps H x W); each POOL is 2x2 max with S=2 (halves it).
+    """
+    from cnnkit.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+
+    rng = np.random.default_rng() if rng is None else rng
+    channels = input_shape[0]
+    layers: list[Layer] = []
+    for depth in depths:
+        layers += [
+            Conv2d(channels, depth, 3, padding=1, rng=rng, dtype=dtype),
+            ReLU(),
+            MaxPool2d(2),
+        ]
+        channels = depth
+    model = Sequential(*layers, Flatten())
+    features = model.output_shape((1, *input_shape))[1]
+    return model.append(Linear(features, classes, rng=rng, dtype=dtype))

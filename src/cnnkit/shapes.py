@@ -1,0 +1,266 @@
+"""The lecture's arithmetic, in one place: how many computational units fit, and what they cost.
+
+Number of units along one axis = (I - F + 2P)/S + 1 for input size I, filter (window) size F,
+zero padding P on each side and stride S. Every layer's ``forward`` and ``output_shape`` use
+:func:`output_size` below, so shapes known without data are the shapes the data gets.
+
+Strict by default: a configuration where the formula is not a whole number is refused with the
+arithmetic and the nearest fixes, as the lecture says ("some configurations are impossible").
+``rounding="floor"`` instead rounds down as PyTorch does, and the last input rows are never read.
+
+>>> output_size(227, 11, stride=4, padding=0)
+55
+>>> formula(10, 3, 2, 0)
+'(10 - 3 + 2*0)/2 + 1'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from cnnkit.errors import ShapeError
+
+ROUNDINGS = ("strict", "floor")
+
+Padding = int | tuple[int, int]
+
+
+def padding_sides(padding: Padding) -> tuple[int, int]:
+    """``P`` -> ``(P, P)``; a ``(before, after)`` pair stays as it is."""
+    if isinstance(padding, tuple):
+        return padding
+    return (padding, padding)
+
+
+def formula(size: int, kernel: int, stride: int, padding: Padding) -> str:
+    """The formula with the numbers in: ``(10 - 3 + 2*0)/2 + 1``.
+
+    Asymmetric padding (``(before, after)``, as from ``padding="same"`` with an even filter) is
+    written ``(8 - 4 + 1 + 2)/1 + 1``.
+    """
+    before, after = padding_sides(padding)
+    pad_text = f"2*{before}" if before == after else f"{before} + {after}"
+    return f"({size} - {kernel} + {pad_text})/{stride} + 1"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:.4g}"
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One change of one hyperparameter that makes an axis feasible: ``stride=1 (-> 8)``."""
+
+    name: str  # "padding", "stride" or "kernel_size"
+    value: int
+    output: int
+
+
+@dataclass(frozen=True)
+class AxisProblem:
+    """Why one axis (height or width) of one layer does not fit, with the arithmetic and fixes."""
+
+    axis: str
+    size: int
+    kernel: int
+    stride: int
+    padding: tuple[int, int]
+    window: str = "filter"
+    fixes: tuple[Fix, ...] = field(default=())
+
+    @property
+    def padded_size(self) -> int:
+        return self.size + sum(self.padding)
+
+    @property
+    def too_large(self) -> bool:
+        """The window does not fit into the padded input even once."""
+        return self.kernel > self.padded_size
+
+    @property
+    def exact(self) -> float:
+        return (self.padded_size - self.kernel) / self.stride + 1
+
+    @property
+    def floor_output(self) -> int:
+        return (self.padded_size - self.kernel) // self.stride + 1
+
+    @property
+    def dropped(self) -> int:
+        """Rows or columns of the padded input that ``rounding="floor"`` never reads."""
+        return (self.padded_size - self.kernel) % self.stride
+
+    def describe(self) -> str:
+        """The arithmetic and the verdict, without fixes."""
+        if self.too_large:
+            before, after = self.padding
+            pad_text = f"2*{before}" if before == after else f"{before} + {after}"
+            return (
+                f"the {self.kernel}-wide {self.window} is larger than the padded input "
+                f"({self.size} + {pad_text} = {self.padded_size})"
+            )
+        arithmetic = formula(self.size, self.kernel, self.stride, self.padding)
+        return f"{arithmetic} = {_number(self.exact)} is not a whole number"
+
+    def advice(self) -> str:
+        """The fixes in PyTorch's argument names, nearest first."""
+        options = [f"{fix.name}={fix.value} (-> {fix.output})" for fix in self.fixes]
+        if self.too_large:
+            lead = "use " + " or ".join(options) if options else "use a larger input"
+            return lead
+        lines = {"height": "row", "width": "column"}.get(self.axis, "row and column")
+        plural = "s" if self.dropped > 1 else ""
+        floor = (
+            f"rounding='floor' (-> {self.floor_output}, never reads the last "
+            f"{self.dropped} {lines}{plural}, as PyTorch does)"
+        )
+        if not options:
+            return f"use {floor}"
+        return "use " + " or ".join(options) + f", or pass {floor}"
+
+    def message(self, *, label: bool) -> str:
+        prefix = f"{self.axis}: " if label else ""
+        return f"{prefix}{self.describe()}; {self.advice()}"
+
+
+def _nearest(candidates: Sequence[int], target: int) -> int | None:
+    """The candidate closest to ``target``; on a tie the smaller one."""
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: (abs(c - target), c))
+
+
+def _fixes(
+    size: int, kernel: int, stride: int, padding: tuple[int, int], max_padding: int | None
+) -> tuple[Fix, ...]:
+    """One fix per hyperparameter (the nearest feasible value), changing only that one."""
+    before, after = padding
+    fixes: list[Fix] = []
+    if before == after:
+        limit = max(before + stride, kernel) if max_padding is None else max_padding
+        options = [
+            p
+            for p in range(0, limit + 1)
+            if p != before and size + 2 * p >= kernel and (size + 2 * p - kernel) % stride == 0
+        ]
+        best = _nearest(options, before)
+        if best is not None:
+            fixes.append(Fix("padding", best, (size + 2 * best - kernel) // stride + 1))
+    padded = size + before + after
+    if padded >= kernel:
+        span = padded - kernel
+        strides = [s for s in range(1, max(span, 1) + 1) if s != stride and span % s == 0]
+        best = _nearest(strides, stride)
+        if best is not None:
+            fixes.append(Fix("stride", best, span // best + 1))
+    kernels = [
+        k
+        for k in range(1, padded + 1)
+        if k != kernel
+        and (padded - k) % stride == 0
+        and (max_padding is None or max(before, after) <= k // 2)
+    ]
+    best = _nearest(kernels, kernel)
+    if best is not None:
+        fixes.append(Fix("kernel_size", best, (padded - best) // stride + 1))
+    return tuple(fixes)
+
+
+def axis_problem(
+    axis: str,
+    size: int,
+    kernel: int,
+    stride: int,
+    padding: Padding,
+    *,
+    rounding: str = "strict",
+    window: str = "filter",
+    max_padding: int | None = None,
+) -> AxisProblem | None:
+    """Check one axis; ``None`` when it fits, else the problem with its arithmetic and fixes.
+
+    ``max_padding`` bounds padding fixes (pooling windows allow at most half the window).
+    """
+    sides = padding_sides(padding)
+    padded = size + sum(sides)
+    if kernel <= padded and (rounding == "floor" or (padded - kernel) % stride == 0):
+        return None
+    fixes = _fixes(size, kernel, stride, sides, max_padding)
+    return AxisProblem(axis, size, kernel, stride, sides, window, fixes)
+
+
+def output_size(
+    size: int, kernel: int, stride: int = 1, padding: Padding = 0, *, rounding: str = "strict"
+) -> int:
+    """(I - F + 2P)/S + 1 along one axis; raises :class:`ShapeError` where it is impossible.
+
+    ``padding`` is P on each side, or a ``(before, after)`` pair.
+    """
+    problem = axis_problem("size", size, kernel, stride, padding, rounding=rounding)
+    if problem is not None:
+        raise ShapeError(problem.message(label=False))
+    before, after = padding_sides(padding)
+    return (size + before + after - kernel) // stride + 1
+
+
+def output_hw(
+    owner: str,
+    input_hw: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[Padding, Padding],
+    *,
+    rounding: str = "strict",
+    window: str = "filter",
+    max_padding: tuple[int, int] | None = None,
+) -> tuple[int, int]:
+    """Output (height, width) of a window sliding over ``input_hw``, or one :class:`ShapeError`.
+
+    ``owner`` names the layer in the message, e.g. ``Conv2d(3, 16, kernel_size=3, stride=2)``.
+    When both axes fail the same way the message says it once; otherwise it labels each axis.
+    """
+    problems = []
+    for index, axis in enumerate(("height", "width")):
+        problem = axis_problem(
+            axis,
+            input_hw[index],
+            kernel[index],
+            stride[index],
+            padding[index],
+            rounding=rounding,
+            window=window,
+            max_padding=None if max_padding is None else max_padding[index],
+        )
+        if problem is not None:
+            problems.append(problem)
+    if problems:
+        same = len(problems) == 2 and replace(problems[0], axis="") == replace(problems[1], axis="")
+        shown = [replace(problems[0], axis="both")] if same else problems
+        text = "; ".join(p.message(label=not same) for p in shown)
+        error = ShapeError(f"{owner}: {text}")
+        error.problems = tuple(problems)
+        raise error
+    return tuple(  # type: ignore[return-value]
+        (input_hw[i] + sum(padding_sides(padding[i])) - kernel[i]) // stride[i] + 1
+        for i in range(2)
+    )
+
+
+def conv_parameter_count(
+    in_channels: int, out_channels: int, kernel: tuple[int, int], bias: bool = True
+) -> int:
+    """Parameters with sharing: D*(F*F*C + 1). AlexNet conv1: 96*(11*11*3 + 1) = 34,944."""
+    return out_channels * (in_channels * kernel[0] * kernel[1] + int(bias))
+
+
+def unshared_parameter_count(
+    in_channels: int,
+    out_channels: int,
+    kernel: tuple[int, int],
+    output_hw: tuple[int, int],
+    bias: bool = True,
+) -> int:
+    """Parameters if every unit had its own filter: OH*OW*D*(F*F*C + 1) (105,705,600 for conv1)."""
+    units = output_hw[0] * output_hw[1]
+    return units * conv_parameter_count(in_channels, out_channels, kernel, bias)
