@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from cnnkit.backend import is_array
 from cnnkit.errors import DTypeError, ShapeError, StateError
 from cnnkit.functional.loss import cross_entropy_backward, cross_entropy_forward
@@ -24,6 +26,8 @@ class CrossEntropyLoss:
         return "CrossEntropyLoss()"
 
     def forward(self, logits, targets) -> float:
+        if isinstance(targets, list | tuple):
+            targets = np.asarray(targets)
         self._check(logits, targets)
         loss, self._cache = cross_entropy_forward(logits, targets)
         return float(loss)

@@ -26,6 +26,7 @@ class Sequential(Layer):
                     "pass layers such as Conv2d(...), ReLU(), MaxPool2d(2), Flatten(), Linear(...)"
                 )
         self.layers = list(layers)
+        self.input_shape: tuple[int, int, int] | None = None  # (C, H, W), set by from_spec
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -104,6 +105,23 @@ class Sequential(Layer):
                 )
             parameter.data[...] = value.astype(parameter.data.dtype, copy=False)
 
+    def summary(self, input_shape: tuple[int, int, int] | None = None, **options):
+        """Shapes, parameters, multiply-adds and memory per layer (see ``cnnkit.summary``).
+
+        ``input_shape`` is (C, H, W); the default is the INPUT the model was built from.
+        ``options``: ``batch``, ``floor``. ``print(model.summary((1, 28, 28)).table())``.
+        """
+        from cnnkit.spec import architecture_of
+        from cnnkit.summary import summarize
+
+        return summarize(architecture_of(self, input_shape), **options)
+
+    def to_spec(self, input_shape: tuple[int, int, int] | None = None) -> str:
+        """The architecture string that builds this model's layers (see ``cnnkit.spec``)."""
+        from cnnkit.spec import to_spec
+
+        return to_spec(self, input_shape)
+
     def __repr__(self) -> str:
         lines = [f"  ({i}): {layer!r}".replace("\n", "\n  ") for i, layer in enumerate(self.layers)]
         return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
@@ -120,19 +138,15 @@ def lecture_network(
     """The lecture's INPUT -> [CONV -> RELU -> POOL] x len(depths) -> FC for (C, H, W) images.
 
     Each CONV is 3x3 with P=1, S=1 (keeps H x W); each POOL is 2x2 max with S=2 (halves it).
-    """
-    from cnnkit.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 
-    rng = np.random.default_rng() if rng is None else rng
-    channels = input_shape[0]
-    layers: list[Layer] = []
-    for depth in depths:
-        layers += [
-            Conv2d(channels, depth, 3, padding=1, rng=rng, dtype=dtype),
-            ReLU(),
-            MaxPool2d(2),
-        ]
-        channels = depth
-    model = Sequential(*layers, Flatten())
-    features = model.output_shape((1, *input_shape))[1]
-    return model.append(Linear(features, classes, rng=rng, dtype=dtype))
+    >>> print(lecture_network((1, 8, 8), 10, rng=np.random.default_rng(0)).to_spec())
+    ... # doctest: +NORMALIZE_WHITESPACE
+    INPUT(1x8x8) - CONV(D=16, F=3, S=1, P=1) - RELU - POOL(max, F=2, S=2)
+        - CONV(D=32, F=3, S=1, P=1) - RELU - POOL(max, F=2, S=2) - FC(10)
+    """
+    from cnnkit.spec import from_spec
+
+    channels, height, width = input_shape
+    blocks = [f"CONV(D={depth}, F=3, P=1) - RELU - POOL(F=2)" for depth in depths]
+    text = " - ".join([f"INPUT({channels}x{height}x{width})", *blocks, f"FC({classes})"])
+    return from_spec(text, rng=rng, dtype=dtype)

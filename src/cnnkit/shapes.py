@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from cnnkit.errors import ShapeError
 
 ROUNDINGS = ("strict", "floor")
+LETTERS = {"kernel_size": "F", "stride": "S", "padding": "P"}
 
 Padding = int | tuple[int, int]
 
@@ -103,21 +104,23 @@ class AxisProblem:
         arithmetic = formula(self.size, self.kernel, self.stride, self.padding)
         return f"{arithmetic} = {_number(self.exact)} is not a whole number"
 
-    def advice(self) -> str:
-        """The fixes in PyTorch's argument names, nearest first."""
-        options = [f"{fix.name}={fix.value} (-> {fix.output})" for fix in self.fixes]
+    def advice(self, *, letters: bool = False) -> str:
+        """The fixes, nearest first, in PyTorch's argument names or the lecture's letters."""
+        names = LETTERS if letters else {name: name for name in LETTERS}
+        options = [f"{names[fix.name]}={fix.value} (-> {fix.output})" for fix in self.fixes]
         if self.too_large:
-            lead = "use " + " or ".join(options) if options else "use a larger input"
-            return lead
+            return "use " + " or ".join(options) if options else "use a larger input"
         lines = {"height": "row", "width": "column"}.get(self.axis, "row and column")
         plural = "s" if self.dropped > 1 else ""
         floor = (
             f"rounding='floor' (-> {self.floor_output}, never reads the last "
             f"{self.dropped} {lines}{plural}, as PyTorch does)"
         )
+        if letters:
+            floor = floor.replace("rounding='floor'", "--floor")
         if not options:
             return f"use {floor}"
-        return "use " + " or ".join(options) + f", or pass {floor}"
+        return "use " + " or ".join(options) + f", or {'' if letters else 'pass '}{floor}"
 
     def message(self, *, label: bool) -> str:
         prefix = f"{self.axis}: " if label else ""
@@ -264,3 +267,31 @@ def unshared_parameter_count(
     """Parameters if every unit had its own filter: OH*OW*D*(F*F*C + 1) (105,705,600 for conv1)."""
     units = output_hw[0] * output_hw[1]
     return units * conv_parameter_count(in_channels, out_channels, kernel, bias)
+
+
+@dataclass(frozen=True)
+class Solution:
+    kernel: int
+    stride: int
+    padding: int
+
+
+def solutions(
+    size: int, output: int, *, max_kernel: int = 11, max_stride: int = 4
+) -> list[Solution]:
+    """Every (F, S, P) with small values that maps ``size`` to ``output`` exactly.
+
+    Small means F <= ``max_kernel``, S <= min(F, ``max_stride``) (a larger stride skips input
+    pixels) and P <= F // 2 (as "same" padding; more mostly adds windows of zeros).
+
+    >>> [(s.kernel, s.stride, s.padding) for s in solutions(10, 5)][:4]
+    [(2, 2, 0), (4, 2, 1), (6, 1, 0), (6, 2, 2)]
+    """
+    found = []
+    for kernel in range(1, max_kernel + 1):
+        for stride in range(1, min(kernel, max_stride) + 1):
+            for padding in range(kernel // 2 + 1):
+                span = size + 2 * padding - kernel
+                if span >= 0 and span % stride == 0 and span // stride + 1 == output:
+                    found.append(Solution(kernel, stride, padding))
+    return found

@@ -204,6 +204,12 @@ def test_relu_zeroes_negatives_and_gradient_at_zero_is_zero():
     np.testing.assert_array_equal(relu.backward(np.ones(3)), [0, 0, 1])
 
 
+def test_relu_lets_nan_and_its_gradient_through_like_pytorch():
+    relu = ReLU()
+    assert np.isnan(relu.forward(np.array([np.nan]))[0])
+    np.testing.assert_array_equal(relu.backward(np.ones(1)), [1.0])
+
+
 def test_flatten_is_c_h_w_order():
     x = np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2)
     np.testing.assert_array_equal(Flatten().forward(x)[1], np.arange(12, 24))
@@ -216,6 +222,11 @@ def test_cross_entropy_is_stable_for_huge_logits():
     assert value == pytest.approx(500.0)
     grad = loss.backward()
     np.testing.assert_allclose(grad, [[0, 0], [-0.5, 0.5]], atol=1e-12)
+
+
+def test_cross_entropy_accepts_a_list_of_class_indices():
+    loss = cnnkit.CrossEntropyLoss()
+    assert loss(np.zeros((2, 3)), [0, 2]) == pytest.approx(np.log(3))
 
 
 def test_cross_entropy_of_uniform_logits_is_log_k():

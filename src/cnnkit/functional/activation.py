@@ -6,9 +6,13 @@ from cnnkit.backend import get_array_module
 
 
 def relu_forward(x):
-    """max(x, 0), any shape. Returns ``(y, mask)``; the mask (x > 0) is all backward needs."""
+    """max(x, 0), any shape. Returns ``(y, mask)``; the mask is all backward needs.
+
+    The mask is "not x <= 0" rather than "x > 0" so that, as in PyTorch, NaN passes its
+    gradient through (and shows up) instead of silently stopping it.
+    """
     xp = get_array_module(x)
-    mask = x > 0
+    mask = ~(x <= 0)
     return xp.maximum(x, xp.zeros((), dtype=x.dtype)), mask
 
 

@@ -52,7 +52,9 @@ def max_pool2d_forward(x, *, kernel: tuple[int, int], stride: tuple[int, int], p
     for i, j, view in window_views(padded, kernel, stride):
         if y is None:
             y = view.copy()
-            winner = xp.zeros(y.shape, dtype=xp.int16)
+            # int16 keeps the cache small; only windows of more than 32,767 pixels need more.
+            index_type = xp.int16 if kernel[0] * kernel[1] <= 2**15 else xp.int32
+            winner = xp.zeros(y.shape, dtype=index_type)
             continue
         better = (view > y) | xp.isnan(view)
         xp.copyto(y, view, where=better)
