@@ -19,6 +19,8 @@ from cnnkit.losses import CrossEntropyLoss
 from cnnkit.model import Sequential, lecture_network
 from cnnkit.optim import SGD
 from cnnkit.parameter import Parameter
+from cnnkit.spec import SpecError, from_spec
+from cnnkit.summary import summarize
 
 __all__ = [
     "SGD",
@@ -37,7 +39,10 @@ __all__ = [
     "ReLU",
     "Sequential",
     "ShapeError",
+    "SpecError",
     "StateError",
+    "from_spec",
     "lecture_network",
     "load_optdigits",
+    "summarize",
 ]

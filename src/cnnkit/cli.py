@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except CnnkitError as error:
-        print(f"cnnkit: error: {error}", file=sys.stderr)
+        for line in str(error).splitlines():  # several problems: one line each
+            print(f"cnnkit: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cnnkit: interrupted", file=sys.stderr)

@@ -330,7 +330,8 @@ def trace(arch: Architecture, *, floor: bool = False) -> Trace:
     """
     if arch.input is None:
         raise ShapeError(
-            "the architecture has no input size; start it with INPUT(CxHxW) or pass --input CxHxW"
+            "the architecture has no input size; start it with INPUT(CxHxW), or pass "
+            "input_shape=(C, H, W) (--input CxHxW on the command line)"
         )
     shape: tuple[int, ...] = arch.input.shape
     steps: list[Step] = []
@@ -795,6 +796,10 @@ def architecture_of(model, input_shape: tuple[int, int, int] | None = None) -> A
         else:
             raise ShapeError(f"layer {index} {layer!r} has no architecture-string form yet")
     shape = input_shape or getattr(model, "input_shape", None)
+    if shape is not None and len(shape) == 4:  # (N, C, H, W): the batch size plays no part
+        shape = tuple(shape[1:])
+    if shape is not None and (len(shape) != 3 or min(shape) < 1):
+        raise ShapeError(f"input_shape must be (C, H, W), got {tuple(shape)}")
     arch = Architecture(InputSpec(*shape) if shape else None, tuple(layers))
     return _drop_inferable_fc_inputs(arch)
 

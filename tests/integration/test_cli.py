@@ -1,5 +1,8 @@
 """The command line through ``main([...])``, and once as a real process."""
 
+import csv
+import io
+import json
 import subprocess
 import sys
 
@@ -56,3 +59,104 @@ def test_python_dash_m_runs_the_same_cli():
         [sys.executable, "-m", "cnnkit", "--version"], capture_output=True, text=True, check=True
     )
     assert done.stdout.startswith("cnnkit ")
+
+
+def test_shape_evaluates_the_formula(capsys):
+    assert cli.main(["shape", "--input", "227", "--filter", "11", "--stride", "4"]) == 0
+    assert (
+        capsys.readouterr().out
+        == "(227 - 11 + 2*0)/4 + 1 = 55: possible, 55 units along this axis\n"
+    )
+
+
+def test_shape_refuses_the_lecture_example_with_fixes(capsys):
+    args = ["shape", "--input", "10", "--filter", "3", "--stride", "2", "--padding", "0"]
+    assert cli.main(args) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "(10 - 3 + 2*0)/2 + 1 = 4.5 is not a whole number: impossible"
+    assert out[1].startswith("use S=1 (-> 8) or F=2 (-> 5), or --floor (-> 4")
+
+
+def test_shape_floor_says_what_is_dropped(capsys):
+    assert cli.main(["shape", "-I", "10", "-F", "3", "-S", "2", "--floor"]) == 0
+    out = capsys.readouterr().out
+    assert "-> floor 4 (as PyTorch): the last 1 of the 10 padded input positions" in out
+
+
+def test_shape_lists_every_configuration_for_an_output(capsys):
+    assert cli.main(["shape", "--input", "10", "--output", "5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "(I - F + 2P)/S + 1 = 5 for I = 10: 8 ways"
+    for line in lines[1:]:
+        f, s, p = (int(part.split("=")[1]) for part in line.split()[:3])
+        assert (10 - f + 2 * p) / s + 1 == 5
+
+
+def test_shape_without_filter_is_a_usage_error(capsys):
+    assert cli.main(["shape", "--input", "10"]) == 2
+    assert capsys.readouterr().err == (
+        "cnnkit: error: cnnkit shape: give --filter F (or --output O to search)\n"
+    )
+
+
+def test_summary_of_a_builtin_name(capsys):
+    assert cli.main(["summary", "alexnet"]) == 0
+    out = capsys.readouterr().out
+    assert "(227 - 11 + 2*0)/4 + 1 = 55" in out and "without sharing 105,705,600" in out
+    assert "62,378,344" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+
+
+def test_summary_formats(capsys):
+    spec = "INPUT(1x28x28) - CONV(D=6, F=5, P=2) - RELU - POOL(F=2) - FC(10)"
+    assert cli.main(["summary", spec, "--format", "json", "--batch", "64"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["schema"] == "cnnkit.summary/1" and data["batch"] == 64
+    assert [row["output"] for row in data["rows"]] == [
+        "28x28x6",
+        "28x28x6",
+        "14x14x6",
+        "1176",
+        "10",
+    ]
+    assert cli.main(["summary", spec, "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0]["params"] == "156"
+    assert cli.main(["summary", spec, "--format", "markdown"]) == 0
+    assert capsys.readouterr().out.count("| `CONV(D=6, F=5, S=1, P=2)` |") == 1
+
+
+def test_summary_input_option_supplies_or_replaces_the_input(capsys):
+    assert cli.main(["summary", "CONV(D=6, F=5)", "--input", "1x28x28", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"][0]["output"] == "24x24x6"
+
+
+def test_impossible_stack_exits_2_with_one_line_per_problem(capsys):
+    spec = "INPUT(1x10x10) - RELU - RELU - CONV(D=16, F=3, S=2, P=0) - FC(in=5, 10)"
+    assert cli.main(["summary", spec]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "cnnkit: error: layer 2 CONV(D=16, F=3, S=2, P=0) on 10x10: (10 - 3 + 2*0)/2 + 1 = 4.5 "
+        "is not a whole number; use S=1 (-> 8x8) or F=2 (-> 5x5), or --floor (-> 4, as PyTorch)",
+        "cnnkit: error: layer 4 FC(in=5, 10) on 256 values: in=5 does not match the 256 values "
+        "it receives; use FC(10) to infer it or in=256",
+    ]
+
+
+def test_floor_summary_names_the_dropped_rows(capsys):
+    assert cli.main(["summary", "INPUT(3x10x10) - CONV(D=16, F=3, S=2)", "--floor"]) == 0
+    out = capsys.readouterr().out
+    assert "4.5 -> 4 (floor)" in out and "padded rows 9 (of 0..9) are never read" in out
+
+
+def test_malformed_spec_is_one_line(capsys):
+    assert cli.main(["summary", "CONV(D=96, F=11, S=4 P=0)"]) == 2
+    assert capsys.readouterr().err == "cnnkit: error: col 21: expected ',' or ')', found 'P'\n"
+
+
+def test_bad_input_option(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["summary", "lenet5", "--input", "3xx"])
+    assert stop.value.code == 2
+    assert "expected CxHxW such as 3x224x224, got '3xx'" in capsys.readouterr().err

@@ -13,6 +13,7 @@ import numpy as np
 
 from cnnkit.backend import is_array
 from cnnkit.errors import ConfigError, DTypeError, ShapeError, StateError
+from cnnkit.init import default_bound, resolve_dtype, resolve_rng, uniform
 from cnnkit.parameter import Parameter
 
 
@@ -66,6 +67,34 @@ class Layer:
                 "call forward(x) first, then backward(dy) with dy shaped like its output"
             )
         return cache
+
+
+class WeightedLayer(Layer):
+    """A layer with a ``weight`` and an optional ``bias``, initialised as PyTorch does."""
+
+    weight: Parameter
+    bias: Parameter | None
+
+    def _init_parameters(self, owner, weight_shape, fan_in: int, bias: bool, dtype, rng) -> None:
+        """Uniform in +-1/sqrt(fan_in) for both, drawn from ``rng`` (weight first, then bias)."""
+        self.dtype = resolve_dtype(dtype, owner)
+        generator = resolve_rng(rng, owner)
+        bound = default_bound(fan_in)
+        self.weight = Parameter(uniform(generator, bound, weight_shape, self.dtype), "weight")
+        self.bias = None
+        if bias:
+            self.bias = Parameter(uniform(generator, bound, weight_shape[:1], self.dtype), "bias")
+
+    def parameters(self) -> Iterator[Parameter]:
+        yield self.weight
+        if self.bias is not None:
+            yield self.bias
+
+    def _accumulate(self, dw, db) -> None:
+        """Backward adds (never assigns) so gradients of several backward calls sum."""
+        self.weight.grad += dw
+        if self.bias is not None:
+            self.bias.grad += db
 
 
 def check_array(owner: str, x, ndim: int, layout: str, extra_axes_hint: str = "") -> None:

@@ -8,9 +8,8 @@ from cnnkit import shapes
 from cnnkit.errors import ConfigError, ShapeError
 from cnnkit.functional.conv import conv2d_backward, conv2d_forward
 from cnnkit.functional.windows import Sides
-from cnnkit.init import default_bound, resolve_dtype, resolve_rng, uniform
 from cnnkit.layers.base import (
-    Layer,
+    WeightedLayer,
     check_array,
     check_dtype_matches,
     check_rounding,
@@ -19,7 +18,6 @@ from cnnkit.layers.base import (
     positive_int,
     short,
 )
-from cnnkit.parameter import Parameter
 
 
 def _resolve_padding(owner: str, padding, kernel: tuple[int, int], stride: tuple[int, int]):
@@ -45,7 +43,7 @@ def _resolve_padding(owner: str, padding, kernel: tuple[int, int], stride: tuple
     return (ph, ph), (pw, pw)
 
 
-class Conv2d(Layer):
+class Conv2d(WeightedLayer):
     """D = ``out_channels`` filters, each C x F x F, slid with stride S over the zero-padded input.
 
     Shapes: input (N, C, H, W) -> output (N, D, OH, OW) with OH = (H - F + 2P)/S + 1.
@@ -82,23 +80,10 @@ class Conv2d(Layer):
         self.sides: Sides = _resolve_padding(owner, padding, self.kernel_size, self.stride)
         self.padding = (self.sides[0][0], self.sides[1][0])
         self.rounding = check_rounding(owner, rounding)
-        self.dtype = resolve_dtype(dtype, owner)
-        generator = resolve_rng(rng, owner)
         fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-        bound = default_bound(fan_in)
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
-        self.weight = Parameter(uniform(generator, bound, shape, self.dtype), "weight")
-        self.bias = (
-            Parameter(uniform(generator, bound, (self.out_channels,), self.dtype), "bias")
-            if bias
-            else None
-        )
+        self._init_parameters(owner, shape, fan_in, bias, dtype, rng)
         self._cache = None
-
-    def parameters(self):
-        yield self.weight
-        if self.bias is not None:
-            yield self.bias
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={short(self.kernel_size)}"
@@ -151,7 +136,5 @@ class Conv2d(Layer):
         cache = self._cached(self._cache)
         check_shape_like(repr(self), dy, self._output_shape)
         dx, dw, db = conv2d_backward(dy, cache)
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += db
+        self._accumulate(dw, db)
         return dx

@@ -6,18 +6,16 @@ import numpy as np
 
 from cnnkit.errors import ShapeError
 from cnnkit.functional.linear import linear_backward, linear_forward
-from cnnkit.init import default_bound, resolve_dtype, resolve_rng, uniform
 from cnnkit.layers.base import (
-    Layer,
+    WeightedLayer,
     check_array,
     check_dtype_matches,
     check_shape_like,
     positive_int,
 )
-from cnnkit.parameter import Parameter
 
 
-class Linear(Layer):
+class Linear(WeightedLayer):
     """y = x @ weight.T + bias: input (N, in_features) -> output (N, out_features).
 
     ``weight`` is (out_features, in_features), ``bias`` (out_features,); PyTorch's default
@@ -35,22 +33,9 @@ class Linear(Layer):
     ) -> None:
         self.in_features = positive_int("Linear", "in_features", in_features)
         self.out_features = positive_int("Linear", "out_features", out_features)
-        self.dtype = resolve_dtype(dtype, "Linear")
-        generator = resolve_rng(rng, "Linear")
-        bound = default_bound(self.in_features)
         shape = (self.out_features, self.in_features)
-        self.weight = Parameter(uniform(generator, bound, shape, self.dtype), "weight")
-        self.bias = (
-            Parameter(uniform(generator, bound, (self.out_features,), self.dtype), "bias")
-            if bias
-            else None
-        )
+        self._init_parameters("Linear", shape, self.in_features, bias, dtype, rng)
         self._cache = None
-
-    def parameters(self):
-        yield self.weight
-        if self.bias is not None:
-            yield self.bias
 
     def extra_repr(self) -> str:
         text = f"{self.in_features}, {self.out_features}"
@@ -86,7 +71,5 @@ class Linear(Layer):
         cache = self._cached(self._cache)
         check_shape_like(repr(self), dy, (cache.x.shape[0], self.out_features))
         dx, dw, db = linear_backward(dy, cache)
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += db
+        self._accumulate(dw, db)
         return dx
