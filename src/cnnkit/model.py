@@ -111,7 +111,7 @@ class Sequential(Layer):
         ``input_shape`` is (C, H, W); the default is the INPUT the model was built from.
         ``options``: ``batch``, ``floor``. ``print(model.summary((1, 28, 28)).table())``.
         """
-        from cnnkit.spec import architecture_of
+        from cnnkit.architecture import architecture_of
         from cnnkit.summary import summarize
 
         return summarize(architecture_of(self, input_shape), **options)

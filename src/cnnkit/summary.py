@@ -1,6 +1,6 @@
 """What a network costs, layer by layer, from its shapes alone: no weights, no data.
 
-:func:`summarize` walks :func:`cnnkit.spec.trace` (the same arithmetic every layer's forward
+:func:`summarize` walks :func:`cnnkit.architecture.trace` (the same arithmetic every layer's forward
 uses), so VGG16 on 224x224 takes milliseconds. One :class:`Row` per layer, in the lecture's
 letters (D filters, F filter size, S stride, P padding), and :class:`Totals` underneath.
 
@@ -90,8 +90,7 @@ import textwrap
 from dataclasses import dataclass
 
 from cnnkit import shapes
-from cnnkit.errors import ConfigError, DTypeError
-from cnnkit.spec import (
+from cnnkit.architecture import (
     Architecture,
     ConvSpec,
     FCSpec,
@@ -99,10 +98,11 @@ from cnnkit.spec import (
     PoolSpec,
     ReluSpec,
     Step,
-    parse,
     trace,
     volume_text,
 )
+from cnnkit.errors import ConfigError, DTypeError
+from cnnkit.spec import parse
 
 SCHEMA = "cnnkit.summary/1"
 MASK_BYTES = 1  # numpy bool, ReLU's mask

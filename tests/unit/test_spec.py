@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnkit import CnnkitError, Conv2d, Flatten, Linear, MaxPool2d, ShapeError
-from cnnkit.spec import ARCHITECTURES, SpecError, from_spec, parse, trace
+from cnnkit.architecture import trace
+from cnnkit.spec import ARCHITECTURES, SpecError, from_spec, parse
 
 
 def count(model):

@@ -21,9 +21,10 @@ from cnnkit import (
     lecture_network,
 )
 from cnnkit import summary as summary_module
+from cnnkit.architecture import Architecture, architecture_of
 from cnnkit.model import Sequential
 from cnnkit.parameter import Parameter
-from cnnkit.spec import Architecture, architecture_of, parse
+from cnnkit.spec import parse
 from cnnkit.summary import CSV_FIELDS, SCHEMA, summarize
 
 TOTAL_PARAMS = {
