@@ -13,7 +13,15 @@
 """
 
 from cnnkit.data import load_optdigits
-from cnnkit.errors import CnnkitError, ConfigError, DataError, DTypeError, ShapeError, StateError
+from cnnkit.errors import (
+    CnnkitError,
+    ConfigError,
+    DataError,
+    DTypeError,
+    ShapeError,
+    StateError,
+    TrainingError,
+)
 from cnnkit.layers import AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU
 from cnnkit.losses import CrossEntropyLoss
 from cnnkit.model import Sequential, lecture_network
@@ -41,6 +49,7 @@ __all__ = [
     "ShapeError",
     "SpecError",
     "StateError",
+    "TrainingError",
     "from_spec",
     "lecture_network",
     "load_optdigits",

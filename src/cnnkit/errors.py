@@ -47,3 +47,7 @@ class StateError(CnnkitError, RuntimeError):
 
 class DataError(CnnkitError, ValueError):
     """A data file or array that cannot be read as what it claims to be."""
+
+
+class TrainingError(CnnkitError, RuntimeError):
+    """Training cannot go on: the loss became NaN/Inf, or a run directory is in the way."""

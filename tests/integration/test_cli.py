@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cnnkit import ShapeError, cli
+from cnnkit import ShapeError, cli, cli_train
 
 
 def test_help_lists_the_commands(capsys):
@@ -23,15 +23,71 @@ def test_no_command_prints_help(capsys):
     assert "usage: cnnkit" in capsys.readouterr().out
 
 
-def test_demo_trains_and_reports_test_accuracy(capsys):
-    assert cli.main(["demo", "--epochs", "2", "--seed", "1"]) == 0
+def test_demo_is_train_with_the_default_recipe(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_train(args):
+        seen.update(vars(args))
+        return 0
+
+    monkeypatch.setattr(cli_train, "run_train", fake_train)
+    assert cli.main(["demo", "--out", str(tmp_path)]) == 0
+    assert seen["out"] == str(tmp_path) and seen["data"] is None and seen["epochs"] is None
+
+
+def test_train_prints_epochs_and_test_accuracy(capsys, tmp_path):
+    out_dir = tmp_path / "run"
+    assert cli.main(["train", "--epochs", "2", "--seed", "1", "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out
-    losses = [
-        float(line.split("loss ")[1].split()[0]) for line in out.splitlines() if "loss " in line
-    ]
-    assert len(losses) == 2 and losses[1] < losses[0]
+    epochs = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 2 and "val acc" in epochs[0]
+    losses = [float(line.split("loss ")[1].split()[0]) for line in epochs]
+    assert losses[1] < losses[0]
     accuracy = float(out.split("test accuracy ")[1].split("%")[0])
     assert accuracy > 85
+    assert f"run saved in {out_dir}" in out
+
+
+def test_train_jsonl_and_evaluate_and_predict(capsys, tmp_path):
+    run = str(tmp_path / "run")
+    assert cli.main(["train", "--epochs", "1", "--jsonl", "--out", run]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["event"] for e in events] == ["epoch", "done"]
+    assert events[1]["test_accuracy"] > 0.5
+    assert cli.main(["evaluate", run, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["examples"] == 1797 and report["accuracy"] == events[1]["test_accuracy"]
+    matrix = report["confusion_matrix"]
+    assert sum(map(sum, matrix)) == 1797 and len(matrix) == 10
+    assert cli.main(["evaluate", run]) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[1].startswith("true \\ predicted")
+    assert cli.main(["predict", run, "--index", "0", "--index", "5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("test[0] (label ") and lines[0].count("%") == 3
+
+
+def test_train_refuses_a_network_that_does_not_fit_the_data(capsys, tmp_path):
+    args = ["train", "--arch", "CONV(D=4, F=3) - FC(7)", "--out", str(tmp_path / "r")]
+    assert cli.main(args) == 2
+    assert capsys.readouterr().err == (
+        "cnnkit: error: the network's output is 7 but the data has 10 classes; "
+        "end --arch with FC(10)\n"
+    )
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_without_a_run(capsys, tmp_path):
+    assert cli.main(["train", "--resume", "--out", str(tmp_path)]) == 2
+    assert "no run to resume here (no settings.json)" in capsys.readouterr().err
+
+
+def test_evaluate_a_damaged_checkpoint(capsys, tmp_path):
+    (tmp_path / "best.npz").write_bytes(b"PK\x03\x04 truncated")
+    assert cli.main(["evaluate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cnnkit: error: ") and "not a readable cnnkit checkpoint" in err
+    assert err.count("\n") == 1
 
 
 def test_cnnkit_errors_become_one_line_and_exit_2(monkeypatch, capsys):
@@ -48,7 +104,7 @@ def test_cnnkit_errors_become_one_line_and_exit_2(monkeypatch, capsys):
 
 def test_bad_option_value_exits_2_without_traceback(capsys):
     with pytest.raises(SystemExit) as stop:
-        cli.main(["demo", "--epochs", "0"])
+        cli.main(["train", "--epochs", "0"])
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "must be > 0" in err and "Traceback" not in err

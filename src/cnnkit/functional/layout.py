@@ -1,0 +1,106 @@
+"""Memory layouts behind the NCHW edge, and the scratch arrays a layer reuses between calls.
+
+Every array that crosses the public edge is indexed (N, C, H, W). How its values lie in memory
+is the engine's choice, and the strides say which: a convolution's matrix product naturally
+writes its output channels-last (N, H, W, C) or channel-major (C, N, H, W), so the layer returns
+that memory through a transposed view instead of paying for a copy into NCHW order, and the next
+layer reads the strides to pick its own fast path. Values, shapes and dtypes never depend on the
+layout; only the speed does.
+
+>>> import numpy as np
+>>> x = np.zeros((2, 3, 4, 5), np.float32)
+>>> layout_of(x), layout_of(in_layout(x, NHWC))
+('nchw', 'nhwc')
+>>> memory(in_layout(x, NHWC), NHWC).shape  # (N, H, W, C)
+(2, 4, 5, 3)
+"""
+
+from __future__ import annotations
+
+from cnnkit.backend import get_array_module
+
+NCHW, NHWC, CNHW = "nchw", "nhwc", "cnhw"
+# For each layout, the NCHW axes in the order they lie in memory, outermost first.
+MEMORY_ORDER = {NCHW: (0, 1, 2, 3), NHWC: (0, 2, 3, 1), CNHW: (1, 0, 2, 3)}
+# Back from memory order to NCHW indexing.
+_NCHW_ORDER = {NCHW: (0, 1, 2, 3), NHWC: (0, 3, 1, 2), CNHW: (1, 0, 2, 3)}
+
+
+def memory(x, layout: str):
+    """The (N, C, H, W)-indexed ``x`` with its axes in ``layout``'s memory order: a view, C-
+    contiguous exactly when ``x`` is stored in that layout."""
+    return x.transpose(MEMORY_ORDER[layout])
+
+
+def nchw(stored, layout: str):
+    """Inverse of :func:`memory`: index an array stored in ``layout`` order as (N, C, H, W)."""
+    return stored.transpose(_NCHW_ORDER[layout])
+
+
+def layout_of(x) -> str | None:
+    """Which layout ``x`` (indexed N, C, H, W) is stored in, or None for any other strides.
+
+    NCHW wins over the others when several hold (one channel or one image).
+    """
+    for layout in (NCHW, NHWC, CNHW):
+        if memory(x, layout).flags.c_contiguous:
+            return layout
+    return None
+
+
+def in_layout(x, layout: str):
+    """``x`` itself when already stored in ``layout``, else a copy that is; indexed NCHW."""
+    if memory(x, layout).flags.c_contiguous:
+        return x
+    xp = get_array_module(x)
+    return nchw(xp.ascontiguousarray(memory(x, layout)), layout)
+
+
+def empty(shape: tuple[int, int, int, int], dtype, layout: str, xp):
+    """A fresh (N, C, H, W)-indexed array stored in ``layout``."""
+    order = MEMORY_ORDER[layout]
+    return nchw(xp.empty(tuple(shape[axis] for axis in order), dtype=dtype), layout)
+
+
+class Workspace:
+    """Scratch arrays that one layer reuses from call to call (im2col columns, padded copies).
+
+    A fresh large array costs page faults on every call; a reused one is already mapped and often
+    still in cache. Only scratch lives here: outputs and gradients handed to the caller are
+    always fresh arrays. A cache built with a workspace may point into it, so it is valid until
+    the next call that uses the same workspace; each layer owns one and keeps only its latest
+    cache, which is exactly that lifetime.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, object] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype, xp, fill: float | None = None):
+        """The array called ``name`` with this shape and dtype; ``fill`` initialises it when it
+        is (re)allocated, so a border written once (padding) stays written."""
+        array = self._arrays.get(name)
+        if (
+            array is None
+            or array.shape != tuple(shape)
+            or array.dtype != dtype
+            or get_array_module(array) is not xp
+        ):
+            array = xp.empty(shape, dtype=dtype) if fill is None else xp.full(shape, fill, dtype)
+            self._arrays[name] = array
+        return array
+
+    def nbytes(self) -> int:
+        return sum(array.nbytes for array in self._arrays.values())
+
+    def clear(self) -> None:
+        self._arrays.clear()
+
+    def __repr__(self) -> str:
+        return f"Workspace({len(self._arrays)} arrays, {self.nbytes()} bytes)"
+
+
+def scratch(workspace: Workspace | None, name: str, shape, dtype, xp, fill: float | None = None):
+    """``workspace.get(...)``, or a fresh array without a workspace."""
+    if workspace is None:
+        return xp.empty(shape, dtype=dtype) if fill is None else xp.full(shape, fill, dtype)
+    return workspace.get(name, shape, dtype, xp, fill)
