@@ -10,7 +10,7 @@ $(PY):
 
 # A stamp per extra: reinstall only when pyproject.toml changes.
 $(VENV)/.installed-demo: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[viz]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)

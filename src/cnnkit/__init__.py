@@ -12,7 +12,7 @@
 (64, 10)
 """
 
-from cnnkit.data import load_optdigits
+from cnnkit.data import Dataset, load_dataset, load_optdigits
 from cnnkit.errors import (
     CnnkitError,
     ConfigError,
@@ -25,13 +25,16 @@ from cnnkit.errors import (
 from cnnkit.layers import AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU
 from cnnkit.losses import CrossEntropyLoss
 from cnnkit.model import Sequential, lecture_network
-from cnnkit.optim import SGD
+from cnnkit.optim import SGD, Adam, AdamW, make_optimizer, make_schedule
 from cnnkit.parameter import Parameter
 from cnnkit.spec import SpecError, from_spec
 from cnnkit.summary import summarize
+from cnnkit.train import Recipe, fit, load_run
 
 __all__ = [
     "SGD",
+    "Adam",
+    "AdamW",
     "AvgPool2d",
     "CnnkitError",
     "ConfigError",
@@ -39,19 +42,26 @@ __all__ = [
     "CrossEntropyLoss",
     "DTypeError",
     "DataError",
+    "Dataset",
     "Flatten",
     "Layer",
     "Linear",
     "MaxPool2d",
     "Parameter",
     "ReLU",
+    "Recipe",
     "Sequential",
     "ShapeError",
     "SpecError",
     "StateError",
     "TrainingError",
+    "fit",
     "from_spec",
     "lecture_network",
+    "load_dataset",
     "load_optdigits",
+    "load_run",
+    "make_optimizer",
+    "make_schedule",
     "summarize",
 ]

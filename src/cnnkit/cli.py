@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from importlib.metadata import PackageNotFoundError, version
 
+from cnnkit.cli_args import positive, volume
 from cnnkit.cli_train import add_train_parsers
 from cnnkit.errors import CnnkitError
 from cnnkit.explain import add_explain_parser
+from cnnkit.viz import add_viz_parsers
 
 
 def _version() -> str:
@@ -16,16 +19,6 @@ def _version() -> str:
         return version("cnnkit")
     except PackageNotFoundError:  # running from a source tree without installing
         return "unknown"
-
-
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,19 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_summary(commands)
     _add_shape(commands)
     add_explain_parser(commands)
+    add_viz_parsers(commands)
     return parser
-
-
-def _volume(text: str) -> tuple[int, int, int]:
-    """``3x224x224`` -> (3, 224, 224); ``28x28`` -> (1, 28, 28)."""
-    parts = text.lower().replace("×", "x").split("x")
-    try:
-        sizes = [int(part) for part in parts]
-    except ValueError:
-        sizes = []
-    if len(sizes) not in (2, 3) or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected CxHxW such as 3x224x224, got {text!r}")
-    return tuple(sizes) if len(sizes) == 3 else (1, *sizes)  # type: ignore[return-value]
 
 
 def _add_summary(commands) -> None:
@@ -75,9 +57,9 @@ def _add_summary(commands) -> None:
         "with code 2 and one line per problem.",
     )
     summary.add_argument("spec", metavar="SPEC|NAME")
-    summary.add_argument("--input", type=_volume, metavar="CxHxW", help="input volume")
+    summary.add_argument("--input", type=volume, metavar="CxHxW", help="input volume")
     summary.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
-    summary.add_argument("--batch", type=_positive(int), default=1, help="batch size for memory")
+    summary.add_argument("--batch", type=positive(int), default=1, help="batch size for memory")
     summary.add_argument(
         "--floor", action="store_true", help="round non-whole sizes down, as PyTorch does"
     )
@@ -108,11 +90,11 @@ def _add_shape(commands) -> None:
         "whether the configuration is possible. With --output, list every small (F, S, P) "
         "that maps I to that output. Exit code 0: possible; 1: impossible.",
     )
-    shape.add_argument("--input", "-I", type=_positive(int), required=True, metavar="I")
-    shape.add_argument("--filter", "-F", type=_positive(int), metavar="F")
-    shape.add_argument("--stride", "-S", type=_positive(int), default=1, metavar="S")
+    shape.add_argument("--input", "-I", type=positive(int), required=True, metavar="I")
+    shape.add_argument("--filter", "-F", type=positive(int), metavar="F")
+    shape.add_argument("--stride", "-S", type=positive(int), default=1, metavar="S")
     shape.add_argument("--padding", "-P", type=int, default=0, metavar="P")
-    shape.add_argument("--output", "-O", type=_positive(int), metavar="O")
+    shape.add_argument("--output", "-O", type=positive(int), metavar="O")
     shape.add_argument(
         "--floor", action="store_true", help="round a non-whole result down, as PyTorch does"
     )
@@ -158,8 +140,15 @@ def run_shape(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    train_args = build_parser().parse_args(["train", *(["--out", args.out] if args.out else [])])
-    return train_args.run(train_args)
+    """``cnnkit train`` with the defaults, then the pictures of the run."""
+    from cnnkit.viz import demo_pictures
+
+    out = args.out or f"runs/optdigits-{time.strftime('%Y%m%d-%H%M%S')}"
+    train_args = build_parser().parse_args(["train", "--out", out])
+    status = train_args.run(train_args)
+    if status == 0:
+        demo_pictures(out)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnkit.cli_args import positive
 from cnnkit.errors import ConfigError, DataError, ShapeError, TrainingError
 
 RECIPES = {
@@ -34,6 +35,7 @@ RECIPE_OPTIONS = (
     "warmup_epochs",
     "augment_shift",
     "seed",
+    "init",
     "checkpoint_every",
 )
 
@@ -77,9 +79,9 @@ def _add_train(commands) -> None:
         metavar="SOURCE",
         help="optdigits (default, embedded), mnist:DIR, cifar10:DIR or folder:DIR",
     )
-    train.add_argument("--epochs", type=_positive(int))
-    train.add_argument("--batch-size", type=_positive(int))
-    train.add_argument("--lr", type=_positive(float), help="learning rate (peak, with a schedule)")
+    train.add_argument("--epochs", type=positive(int))
+    train.add_argument("--batch-size", type=positive(int))
+    train.add_argument("--lr", type=positive(float), help="learning rate (peak, with a schedule)")
     train.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
     train.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
     train.add_argument("--weight-decay", type=float, help="default 5e-4")
@@ -88,6 +90,9 @@ def _add_train(commands) -> None:
     train.add_argument("--augment-shift", type=int, help="random shifts of up to N pixels")
     train.add_argument("--validation", type=float, help="share of training data held out (0.1)")
     train.add_argument("--seed", type=int, help="seeds weights, order and augmentation (0)")
+    train.add_argument(
+        "--init", choices=["default", "he", "xavier"], help="weight initialisation (PyTorch's)"
+    )
     train.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
     train.add_argument("--out", metavar="RUN_DIR", help="default: runs/<data>-<time>")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -95,16 +100,6 @@ def _add_train(commands) -> None:
     mode.add_argument("--quiet", action="store_true", help="print only the final result")
     mode.add_argument("--jsonl", action="store_true", help="JSON lines on stdout, for scripts")
     train.set_defaults(run=run_train)
-
-
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    return parse
 
 
 def _saved_settings(run_dir: Path) -> dict:
@@ -176,6 +171,10 @@ def run_train(args: argparse.Namespace) -> int:
     data = load_dataset(source, validation=validation, seed=recipe.seed)
     arch = _architecture(arch_text, data)
     model = arch.build(rng=np.random.default_rng([recipe.seed, 0]))
+    if recipe.init != "default" and not args.resume:
+        from cnnkit.init import init_model
+
+        init_model(model, recipe.init, np.random.default_rng([recipe.seed, 2]))
     reporter = (
         JsonLinesReporter() if args.jsonl else Reporter() if args.quiet else ProgressReporter()
     )
@@ -361,7 +360,7 @@ def _add_predict(commands) -> None:
     predict.add_argument("--index", type=int, action="append", help="an image of --split")
     predict.add_argument("--split", choices=["test", "val", "train"], default="test")
     predict.add_argument("--checkpoint", choices=["best", "last"], default="best")
-    predict.add_argument("--top", type=_positive(int), default=3)
+    predict.add_argument("--top", type=positive(int), default=3)
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(run=run_predict)
 

@@ -447,6 +447,10 @@ ARCHITECTURES: dict[str, str] = {
     # LeCun et al. 1998, with ReLU and max pooling as in most modern re-creations: 61,706.
     "lenet5": "INPUT(1x32x32) - CONV(D=6, F=5) - RELU - POOL(max, F=2) - CONV(D=16, F=5) - RELU"
     " - POOL(max, F=2) - FC(120) - RELU - FC(84) - RELU - FC(10)",
+    # The same network for 28x28 MNIST digits: P=2 on the first CONV keeps 28x28 as LeNet's
+    # 32x32 input did; what benchmarks/mnist_lenet.py trains.
+    "lenet5-mnist": "INPUT(1x28x28) - CONV(D=6, F=5, P=2) - RELU - POOL(max, F=2)"
+    " - CONV(D=16, F=5) - RELU - POOL(max, F=2) - FC(120) - RELU - FC(84) - RELU - FC(10)",
     # Krizhevsky et al. 2012 on one GPU (the lecture's conv1), without LRN: 62,378,344.
     "alexnet": "INPUT(3x227x227) - CONV(D=96, F=11, S=4, P=0) - RELU - POOL(F=3, S=2)"
     " - CONV(D=256, F=5, P=2) - RELU - POOL(F=3, S=2) - CONV(D=384, F=3, P=1) - RELU"

@@ -35,10 +35,15 @@ activation_bytes
     of its input, so 0.
 cache_bytes
     What the layer keeps from forward for backward, read off the layers' caches:
-    Conv2d keeps its im2col columns (C*KH*KW*OH*OW values of the dtype; the weight it also
-    references is the parameter itself); MaxPool2d an int16 winner index per output element
-    (2 bytes); ReLU a boolean mask per element (1 byte); Linear its input (IN values, usually a
-    view of the previous output that this then keeps alive); AvgPool2d and Flatten only shapes: 0.
+    Conv2d keeps its im2col columns (C*KH*KW*OH*OW values of the dtype) when they take at most
+    256 KiB per example, else its input (C*H*W values; backward rebuilds the columns from it),
+    by ``cnnkit.functional.conv.keeps_columns``; the weight it also references is the parameter
+    itself. MaxPool2d keeps which window row won, per output element, and which column won
+    each row segment its windows read, per (read row, output column): a bool each for 2
+    offsets (1 byte), uint8 up to 256 offsets, int16 or int32 beyond (see
+    ``cnnkit.functional.pool.max_pool_kept_bytes``); nothing for a 1-wide axis. ReLU keeps a
+    boolean mask per element (1 byte); Linear its input (IN values, usually a view of the
+    previous output that this then keeps alive); AvgPool2d and Flatten only shapes: 0.
 receptive_field, jump
     (height, width) of the input region one unit sees and the input distance between
     neighbouring units: r = r_prev + (F - 1)*j_prev, j = j_prev*S, starting from (1, 1) on the
@@ -102,11 +107,12 @@ from cnnkit.architecture import (
     volume_text,
 )
 from cnnkit.errors import ConfigError, DTypeError
+from cnnkit.functional.conv import keeps_columns
+from cnnkit.functional.pool import max_pool_kept_bytes
 from cnnkit.spec import parse
 
 SCHEMA = "cnnkit.summary/1"
 MASK_BYTES = 1  # numpy bool, ReLU's mask
-WINNER_BYTES = 2  # int16, MaxPool2d's winner index
 DTYPE_NAMES = {2: "float16", 4: "float32", 8: "float64"}
 
 
@@ -293,9 +299,13 @@ def _cache_bytes(step: Step, dtype_bytes: int) -> int:
     """Bytes the layer's forward keeps for backward, per example (see the module docs)."""
     spec, inp, out = step.spec, step.input_shape, step.output_shape
     if isinstance(spec, ConvSpec):
-        return inp[0] * spec.kernel[0] * spec.kernel[1] * out[1] * out[2] * dtype_bytes
+        if keeps_columns(inp[0], spec.kernel, out[1:], dtype_bytes):
+            return inp[0] * spec.kernel[0] * spec.kernel[1] * out[1] * out[2] * dtype_bytes
+        return math.prod(inp) * dtype_bytes
     if isinstance(spec, PoolSpec):
-        return math.prod(out) * WINNER_BYTES if spec.kind == "max" else 0
+        if spec.kind == "max":
+            return max_pool_kept_bytes(inp[0], out[1:], spec.kernel, spec.stride)
+        return 0
     if isinstance(spec, ReluSpec):
         return math.prod(out) * MASK_BYTES
     if isinstance(spec, FCSpec):

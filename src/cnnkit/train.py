@@ -48,6 +48,7 @@ class Recipe:
     warmup_epochs: int = 0
     augment_shift: int = 1  # random shifts of up to this many pixels; 0 turns it off
     seed: int = 0
+    init: str = "default"  # default (PyTorch's) | he | xavier: applied when the model is built
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0: only at epoch ends
 
     def __post_init__(self) -> None:
@@ -256,12 +257,27 @@ def fit(
     """
     recipe = replace(recipe or Recipe(), **settings)
     run = _Run(model, data, recipe, Path(run_dir) if run_dir else None, reporter or Reporter())
-    run.meta = {**(meta or {}), "recipe": asdict(recipe), "fingerprint": data.fingerprint}
+    run.meta = {
+        "spec": _spec_of(model, data),
+        **(meta or {}),
+        "recipe": asdict(recipe),
+        "fingerprint": data.fingerprint,
+    }
     if resume:
         run.resume()
     elif run.run_dir is not None:
         run.start_directory()
     return run.train()
+
+
+def _spec_of(model, data) -> str | None:
+    """The architecture string a checkpoint records, so :func:`load_run` can rebuild the model."""
+    from cnnkit.errors import CnnkitError
+
+    try:
+        return model.to_spec(input_shape=tuple(data.input_shape))
+    except (CnnkitError, AttributeError):  # a layer without an architecture-string form
+        return None
 
 
 class _Run:
@@ -454,7 +470,7 @@ class _Run:
         state.order, state.step_in_epoch = None, 0
         state.loss_sum, state.correct, state.seen, state.seconds = 0.0, 0, 0, 0.0
         score = record.val_accuracy if has_val else record.train_accuracy
-        improved = score > state.best_accuracy
+        improved = score >= state.best_accuracy  # on a tie the later, better-trained epoch
         if improved:
             state.best_accuracy = score
         self.save("last.npz")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cnnkit import ShapeError, cli, cli_train
+from cnnkit import ShapeError, cli, cli_train, viz
 
 
 def test_help_lists_the_commands(capsys):
@@ -23,7 +23,7 @@ def test_no_command_prints_help(capsys):
     assert "usage: cnnkit" in capsys.readouterr().out
 
 
-def test_demo_is_train_with_the_default_recipe(monkeypatch, tmp_path):
+def test_demo_is_train_with_the_default_recipe_then_the_pictures(monkeypatch, tmp_path):
     seen = {}
 
     def fake_train(args):
@@ -31,8 +31,10 @@ def test_demo_is_train_with_the_default_recipe(monkeypatch, tmp_path):
         return 0
 
     monkeypatch.setattr(cli_train, "run_train", fake_train)
+    monkeypatch.setattr(viz, "demo_pictures", lambda run_dir: seen.setdefault("pictures", run_dir))
     assert cli.main(["demo", "--out", str(tmp_path)]) == 0
     assert seen["out"] == str(tmp_path) and seen["data"] is None and seen["epochs"] is None
+    assert seen["pictures"] == str(tmp_path)
 
 
 def test_train_prints_epochs_and_test_accuracy(capsys, tmp_path):
@@ -216,3 +218,36 @@ def test_bad_input_option(capsys):
         cli.main(["summary", "lenet5", "--input", "3xx"])
     assert stop.value.code == 2
     assert "expected CxHxW such as 3x224x224, got '3xx'" in capsys.readouterr().err
+
+
+def test_resume_from_a_damaged_checkpoint_overwrites_nothing(capsys, tmp_path):
+    run = tmp_path / "run"
+    assert cli.main(["train", "--epochs", "1", "--quiet", "--out", str(run)]) == 0
+    capsys.readouterr()
+    last = run / "last.npz"
+    last.write_bytes(last.read_bytes()[:300])  # truncated
+    damaged = last.read_bytes()
+    assert cli.main(["train", "--epochs", "2", "--quiet", "--out", str(run), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "last.npz: not a readable cnnkit checkpoint" in err
+    assert last.read_bytes() == damaged
+    last.write_text("not a checkpoint at all")
+    assert cli.main(["train", "--quiet", "--out", str(run), "--resume"]) == 2
+    assert "not a readable cnnkit checkpoint" in capsys.readouterr().err
+
+
+def test_diverging_run_stops_with_exit_2_and_names_the_step(capsys, tmp_path):
+    args = ["train", "--epochs", "1", "--lr", "1e6", "--schedule", "constant", "--quiet"]
+    assert cli.main([*args, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cnnkit: error: step ") and err.count("\n") == 1
+    assert "the learning rate 1e+06 is probably too high, try --lr 100000" in err
+
+
+def test_init_option_reinitialises_the_weights(capsys, tmp_path):
+    for scheme in ("default", "he"):
+        out = str(tmp_path / scheme)
+        assert cli.main(["train", "--epochs", "1", "--quiet", "--init", scheme, "--out", out]) == 0
+    capsys.readouterr()
+    settings = json.loads((tmp_path / "he" / "settings.json").read_text())
+    assert settings["recipe"]["init"] == "he"

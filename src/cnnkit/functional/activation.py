@@ -12,7 +12,8 @@ def relu_forward(x):
     gradient through (and shows up) instead of silently stopping it.
     """
     xp = get_array_module(x)
-    mask = ~(x <= 0)
+    mask = xp.less_equal(x, 0)
+    xp.logical_not(mask, out=mask)
     return xp.maximum(x, xp.zeros((), dtype=x.dtype)), mask
 
 

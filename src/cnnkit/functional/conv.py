@@ -3,57 +3,318 @@
 Each output unit is the lecture's computational unit: the dot product of one filter with one
 input region, plus that filter's bias. All units of a depth slice share the filter (parameter
 sharing), so backward sums every unit's weight gradient over the slice and over the batch.
+
+The work is im2col and one matrix product per chunk of images: :func:`plan_conv` decides, from
+the shapes and the input's memory layout alone, how the columns are laid out (so the strided
+copy reads long contiguous runs), whether the output is stored channels-last or NCHW (so the
+product writes it directly, with no transpose), how many images go in one chunk (so the columns
+stay in cache between the copy and the product), and whether backward gets the columns from the
+forward or rebuilds them from the input (memory against time). Every plan computes the same
+values; the choice only changes the speed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from cnnkit.backend import get_array_module
-from cnnkit.functional.windows import Sides, col2im, im2col
+from cnnkit.functional.layout import (
+    CNHW,
+    MEMORY_ORDER,
+    NCHW,
+    NHWC,
+    Workspace,
+    empty,
+    layout_of,
+    memory,
+    nchw,
+    scratch,
+)
+from cnnkit.functional.windows import (
+    COLUMNS,
+    ROWS,
+    Sides,
+    fold,
+    no_padding,
+    output_hw,
+    padded,
+    unfold,
+)
+
+IMAGES = ("n", "c", "i", "j", "oh", "ow")  # (N, C*KH*KW, OH*OW): one column block per image
+
+# Tuning constants, measured on the 2-core benchmark machine (see benchmarks/bench.py).
+NHWC_MIN_FILTERS = 32  # from this many filters the output is stored channels-last
+NHWC_MIN_CHANNELS = 8  # from this many input channels the columns are read channels-last
+CHUNK_BYTES = 4 << 20  # im2col bytes per chunk of images (a few MiB stay in cache)
+KEEP_COLUMNS_BYTES = 256 << 10  # per image: backward reuses columns up to this size, else
+# it keeps the input and rebuilds them
+
+
+@dataclass(frozen=True)
+class ConvPlan:
+    """How one convolution is computed (see the module docstring)."""
+
+    order: tuple[str, ...]  # ROWS, COLUMNS or IMAGES: axis order of the im2col buffer
+    source_layout: str  # layout of the padded input the columns are read from
+    out_layout: str  # NHWC or NCHW
+    chunk: int  # images per chunk
+    keep_columns: bool  # the cache holds the columns (else the input)
+
+
+def keeps_columns(channels: int, kernel: tuple[int, int], out_hw: tuple[int, int], itemsize):
+    """Whether a convolution keeps its im2col columns for backward (else its input).
+
+    Per image, the columns take C*KH*KW*OH*OW values; up to ``KEEP_COLUMNS_BYTES`` backward
+    reuses them, beyond that it rebuilds them from the input, which is KH*KW/(SH*SW) times
+    smaller. ``cnnkit.summary`` uses this same rule for its memory estimate.
+    """
+    size = channels * kernel[0] * kernel[1] * out_hw[0] * out_hw[1] * itemsize
+    return size <= KEEP_COLUMNS_BYTES
+
+
+def plan_conv(input_shape, input_layout, w_shape, stride, padding: Sides, itemsize) -> ConvPlan:
+    """Choose layouts, chunking and what to keep, from shapes and the input's layout only."""
+    n, c, h, w = input_shape
+    d, _, kh, kw = w_shape
+    (top, bottom), (left, right) = padding
+    oh, ow = output_hw((h + top + bottom, w + left + right), (kh, kw), stride)
+    out_layout = NHWC if d >= NHWC_MIN_FILTERS else NCHW
+    if c >= NHWC_MIN_CHANNELS or (c > 1 and input_layout == NHWC):
+        order, source_layout = ROWS, NHWC
+    else:
+        order = COLUMNS if out_layout == NHWC else IMAGES
+        source_layout = input_layout if input_layout in (NCHW, CNHW) else NCHW
+    per_image = c * kh * kw * oh * ow * itemsize
+    chunk = n if order == COLUMNS else max(1, min(n, CHUNK_BYTES // max(per_image, 1)))
+    keep = keeps_columns(c, (kh, kw), (oh, ow), itemsize)
+    return ConvPlan(order, source_layout, out_layout, chunk, keep)
 
 
 class ConvCache(NamedTuple):
     """What :func:`conv2d_backward` needs, and nothing more."""
 
-    cols: object  # (C, KH, KW, N, OH, OW): the regions each unit read
-    w: object  # (D, C, KH, KW)
+    saved: object  # the im2col columns (plan.keep_columns) or the input x (N, C, H, W)
+    w: object  # (D, C, KH, KW), the parameter itself
     input_shape: tuple[int, int, int, int]
     stride: tuple[int, int]
     padding: Sides
     has_bias: bool
+    plan: ConvPlan
 
 
-def conv2d_forward(x, w, b, *, stride: tuple[int, int], padding: Sides):
+def _filters(w, order):
+    """The filters as a (D, K) matrix whose K axis follows the im2col buffer's tap order."""
+    d = w.shape[0]
+    if order == ROWS:
+        xp = get_array_module(w)
+        return xp.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(d, -1)  # (D, KH*KW*C)
+    return w.reshape(d, -1)  # (D, C*KH*KW)
+
+
+def _unfilter(dweights, w_shape, order):
+    """Inverse of :func:`_filters`: (D, K) -> (D, C, KH, KW)."""
+    d, c, kh, kw = w_shape
+    if order == ROWS:
+        xp = get_array_module(dweights)
+        return xp.ascontiguousarray(dweights.reshape(d, kh, kw, c).transpose(0, 3, 1, 2))
+    return dweights.reshape(w_shape)
+
+
+def _as_matrix(cols, order, images: int, units: int):
+    """The im2col buffer as an (N*OH*OW, K) matrix (a view), or None for IMAGES."""
+    if order == ROWS:
+        return cols.reshape(images * units, -1)
+    if order == COLUMNS:
+        return cols.reshape(-1, images * units).T
+    return None
+
+
+def _as_batches(cols, order, images: int, units: int):
+    """The im2col buffer as N matrices (K, OH*OW), one per image (a view)."""
+    if order == ROWS:
+        return cols.reshape(images, units, -1).transpose(0, 2, 1)
+    if order == COLUMNS:
+        return cols.reshape(-1, images, units).transpose(1, 0, 2)
+    return cols.reshape(images, -1, units)
+
+
+def _chunk(plan: ConvPlan, n: int) -> int:
+    """Images per chunk; kept COLUMNS are one (K, N*OH*OW) matrix, so one chunk."""
+    return n if plan.keep_columns and plan.order == COLUMNS else plan.chunk
+
+
+def _chunks(n: int, chunk: int):
+    for start in range(0, n, chunk):
+        yield start, min(n, start + chunk)
+
+
+def _column_buffer(workspace, name, plan, rows: int, k: int, dtype, xp):
+    if plan.order == COLUMNS:
+        return scratch(workspace, name, (k, rows), dtype, xp)
+    return scratch(workspace, name, (rows, k), dtype, xp)
+
+
+def conv2d_forward(
+    x,
+    w,
+    b,
+    *,
+    stride: tuple[int, int],
+    padding: Sides,
+    workspace: Workspace | None = None,
+    plan: ConvPlan | None = None,
+):
     """y[n, d] = sum over regions of w[d] * x[n] + b[d].
 
     Shapes: x (N, C, H, W), w (D, C, KH, KW), b (D,) or None -> y (N, D, OH, OW) with
-    OH = (H + top + bottom - KH)//SH + 1 and OW likewise. Returns ``(y, cache)``.
+    OH = (H + top + bottom - KH)//SH + 1 and OW likewise. Returns ``(y, cache)``. ``y`` is a
+    fresh array, stored NCHW or channels-last (see :mod:`cnnkit.functional.layout`). A
+    ``workspace`` lends reusable scratch arrays; the cache is then valid until its next use.
+    ``plan`` overrides :func:`plan_conv` (the tests run every plan on the same data).
     """
-    n = x.shape[0]
-    d = w.shape[0]
-    cols = im2col(x, w.shape[2:], stride, padding)
-    oh, ow = cols.shape[4:]
-    units = w.reshape(d, -1) @ cols.reshape(-1, n * oh * ow)  # (D, N*OH*OW)
-    if b is not None:
-        units += b[:, None]
     xp = get_array_module(x)
-    y = xp.ascontiguousarray(units.reshape(d, n, oh, ow).transpose(1, 0, 2, 3))  # (N, D, OH, OW)
-    return y, ConvCache(cols, w, x.shape, stride, padding, b is not None)
+    n, c = x.shape[:2]
+    d, _, kh, kw = w.shape
+    if plan is None:
+        plan = plan_conv(x.shape, layout_of(x), w.shape, stride, padding, x.dtype.itemsize)
+    source = padded(x, padding, layout=plan.source_layout, workspace=workspace, name="x")
+    oh, ow = output_hw(source.shape[2:], (kh, kw), stride)
+    units, k = oh * ow, c * kh * kw
+    weights = _filters(w, plan.order)
+    y = empty((n, d, oh, ow), x.dtype, plan.out_layout, xp)
+    stored = memory(y, plan.out_layout)  # (N, OH, OW, D) or (N, D, OH, OW)
+    if plan.keep_columns:
+        kept = _column_buffer(workspace, "columns", plan, n * units, k, x.dtype, xp)
+    for start, stop in _chunks(n, _chunk(plan, n)):
+        if plan.keep_columns:
+            cols = kept if plan.order == COLUMNS else kept[start * units : stop * units]
+        else:
+            cols = _column_buffer(
+                workspace, "chunk", plan, (stop - start) * units, k, x.dtype, xp
+            )
+        unfold(source[start:stop], (kh, kw), stride, cols, plan.order)
+        _forward_product(cols, weights, b, stored[start:stop], plan, stop - start, units)
+    saved = kept if plan.keep_columns else x
+    return y, ConvCache(saved, w, x.shape, stride, padding, b is not None, plan)
 
 
-def conv2d_backward(dy, cache: ConvCache):
+def _forward_product(cols, weights, b, stored, plan, images, units):
+    """One chunk's units: (M, K) @ (K, D) into channels-last rows, or per image (D, K) @
+    (K, OH*OW) into NCHW planes."""
+    xp = get_array_module(cols)
+    d = weights.shape[0]
+    if plan.out_layout == NHWC:
+        out = stored.reshape(-1, d)  # (N*OH*OW, D)
+        matrix = _as_matrix(cols, plan.order, images, units)
+        if matrix is not None:
+            xp.matmul(matrix, weights.T, out=out)
+        else:
+            batches = _as_batches(cols, plan.order, images, units).transpose(0, 2, 1)
+            xp.matmul(batches, weights.T, out=out.reshape(images, units, d))
+        if b is not None:
+            out += b
+        return
+    out = stored.reshape(images, d, units)  # (N, D, OH*OW)
+    xp.matmul(weights, _as_batches(cols, plan.order, images, units), out=out)
+    if b is not None:
+        out += b[:, None]
+
+
+def conv2d_backward(dy, cache: ConvCache, *, workspace=None, input_grad: bool = True):
     """Gradients of :func:`conv2d_forward`: ``(dx, dw, db)``; ``db`` is None without a bias.
 
     dy (N, D, OH, OW) -> dx (N, C, H, W), dw (D, C, KH, KW), db (D,). ``dw`` is the sum over
-    every unit of the depth slice and every image of that unit's gradient, in one product.
+    every unit of the depth slice and every image of that unit's gradient, in one product per
+    chunk. With ``input_grad=False`` dx is not computed and None is returned in its place.
     """
-    cols, w, input_shape, stride, padding, has_bias = cache
-    d = w.shape[0]
-    dy_units = dy.transpose(1, 0, 2, 3).reshape(d, -1)  # (D, N*OH*OW)
-    cols_2d = cols.reshape(-1, dy_units.shape[1])  # (C*KH*KW, N*OH*OW)
-    dw = (dy_units @ cols_2d.T).reshape(w.shape)
-    db = dy_units.sum(axis=1) if has_bias else None
-    dcols = (w.reshape(d, -1).T @ dy_units).reshape(cols.shape)  # (C, KH, KW, N, OH, OW)
-    dx = col2im(dcols, input_shape, stride, padding)
-    return dx, dw, db
+    saved, w, input_shape, stride, padding, has_bias, plan = cache
+    xp = get_array_module(dy)
+    n, c, h, width = input_shape
+    d, _, kh, kw = w.shape
+    oh, ow = dy.shape[2:]
+    units, k = oh * ow, c * kh * kw
+    (top, _), (left, _) = padding
+    grads = memory(dy, plan.out_layout)
+    if not grads.flags.c_contiguous:
+        grads = xp.ascontiguousarray(grads)  # (N, OH, OW, D) or (N, D, OH, OW)
+    db = None
+    if has_bias:
+        db = grads.reshape(-1, d).sum(axis=0) if plan.out_layout == NHWC else grads.sum((0, 2, 3))
+    weights = _filters(w, plan.order)
+    dweights = xp.zeros((d, k), dtype=dy.dtype)
+    if not plan.keep_columns:
+        source = padded(saved, padding, layout=plan.source_layout, workspace=workspace, name="x")
+    dx = empty(input_shape, dy.dtype, plan.source_layout, xp) if input_grad else None
+    for start, stop in _chunks(n, _chunk(plan, n)):
+        images = stop - start
+        if plan.keep_columns:
+            cols = saved if plan.order == COLUMNS else saved[start * units : stop * units]
+        else:
+            cols = _column_buffer(workspace, "chunk", plan, images * units, k, dy.dtype, xp)
+            unfold(source[start:stop], (kh, kw), stride, cols, plan.order)
+        chunk_grads = grads[start:stop]
+        dweights += _weight_product(chunk_grads, cols, plan, images, units)
+        if not input_grad:
+            continue
+        dcols = _column_buffer(workspace, "dcolumns", plan, images * units, k, dy.dtype, xp)
+        _input_product(chunk_grads, weights, dcols, plan, images, units)
+        if no_padding(padding):
+            target = dx[start:stop]
+            target[...] = 0
+            fold(dcols, target, (kh, kw), stride, plan.order)
+        else:
+            shape = (images, c, h + sum(padding[0]), width + sum(padding[1]))
+            target = padded_zeros(workspace, shape, dy.dtype, plan.source_layout, xp)
+            fold(dcols, target, (kh, kw), stride, plan.order)
+            dx[start:stop] = target[:, :, top : top + h, left : left + width]
+    return dx, _unfilter(dweights, w.shape, plan.order), db
+
+
+def padded_zeros(workspace, shape, dtype, layout, xp):
+    """A zeroed scratch array indexed (N, C, Hp, Wp), stored in ``layout``."""
+    stored = scratch(workspace, "dpadded", [shape[a] for a in MEMORY_ORDER[layout]], dtype, xp)
+    stored[...] = 0
+    return nchw(stored, layout)
+
+
+def _weight_product(grads, cols, plan, images, units):
+    """Sum over the chunk's units of dy (D) times the unit's columns (K): (D, K)."""
+    xp = get_array_module(grads)
+    batches = _as_batches(cols, plan.order, images, units)  # (N, K, OH*OW)
+    if plan.out_layout == NHWC:
+        d = grads.shape[-1]
+        matrix = _as_matrix(cols, plan.order, images, units)
+        if matrix is not None:
+            return xp.matmul(grads.reshape(-1, d).T, matrix)
+        per_image = grads.reshape(images, units, d).transpose(0, 2, 1)  # (N, D, OH*OW)
+    else:
+        per_image = grads.reshape(images, grads.shape[1], units)  # (N, D, OH*OW)
+    return xp.matmul(per_image, batches.transpose(0, 2, 1)).sum(axis=0)
+
+
+def _input_product(grads, weights, dcols, plan, images, units):
+    """Gradient of the columns, dy times the filters, written into ``dcols`` in the buffer's
+    order."""
+    xp = get_array_module(grads)
+    d = weights.shape[0]
+    if plan.out_layout == NHWC:
+        rows = grads.reshape(-1, d)  # (M, D)
+        if plan.order == ROWS:
+            xp.matmul(rows, weights, out=dcols.reshape(images * units, -1))  # (M, K)
+            return
+        if plan.order == COLUMNS:
+            xp.matmul(weights.T, rows.T, out=dcols.reshape(-1, images * units))  # (K, M)
+            return
+        per_image = rows.reshape(images, units, d).transpose(0, 2, 1)  # (N, D, OH*OW)
+    else:
+        per_image = grads.reshape(images, d, units)  # (N, D, OH*OW)
+    if plan.order == ROWS:
+        out = dcols.reshape(images, units, -1)  # (N, OH*OW, K)
+        xp.matmul(per_image.transpose(0, 2, 1), weights, out=out)
+    elif plan.order == IMAGES:
+        xp.matmul(weights.T, per_image, out=dcols.reshape(images, -1, units))  # (N, K, OH*OW)
+    else:
+        batches = _as_batches(dcols, plan.order, images, units)  # (N, K, OH*OW), strided
+        batches[...] = xp.matmul(weights.T, per_image)

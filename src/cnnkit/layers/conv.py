@@ -7,6 +7,7 @@ import numpy as np
 from cnnkit import shapes
 from cnnkit.errors import ConfigError, ShapeError
 from cnnkit.functional.conv import conv2d_backward, conv2d_forward
+from cnnkit.functional.layout import Workspace
 from cnnkit.functional.windows import Sides
 from cnnkit.layers.base import (
     WeightedLayer,
@@ -84,6 +85,7 @@ class Conv2d(WeightedLayer):
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
         self._init_parameters(owner, shape, fan_in, bias, dtype, rng)
         self._cache = None
+        self._workspace = Workspace()  # scratch arrays reused from call to call
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={short(self.kernel_size)}"
@@ -125,8 +127,14 @@ class Conv2d(WeightedLayer):
         check_dtype_matches(repr(self), x, self.dtype)
         self.output_shape(x.shape)
         bias = None if self.bias is None else self.bias.data
+        self._cache = None  # frees the previous columns before the new ones are built
         y, self._cache = conv2d_forward(
-            x, self.weight.data, bias, stride=self.stride, padding=self.sides
+            x,
+            self.weight.data,
+            bias,
+            stride=self.stride,
+            padding=self.sides,
+            workspace=self._workspace,
         )
         self._output_shape = y.shape
         return y
@@ -135,6 +143,6 @@ class Conv2d(WeightedLayer):
         """dy (N, D, OH, OW) -> dx (N, C, H, W); adds dw and db into the parameters' grads."""
         cache = self._cached(self._cache)
         check_shape_like(repr(self), dy, self._output_shape)
-        dx, dw, db = conv2d_backward(dy, cache)
+        dx, dw, db = conv2d_backward(dy, cache, workspace=self._workspace)
         self._accumulate(dw, db)
         return dx

@@ -1,0 +1,140 @@
+"""Checked inputs of the explanations: volumes, numbers, the one-filter conv, architectures."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from cnnkit import shapes
+from cnnkit.architecture import Architecture
+from cnnkit.errors import DataError, ShapeError
+from cnnkit.layers import Conv2d
+from cnnkit.layers.base import positive_int
+from cnnkit.spec import parse
+
+MAX_UNITS = 4096  # explain is for small examples; cnnkit summary handles real layers
+
+
+def _as_volume(where: str, name: str, values) -> np.ndarray:
+    """(C, H, W) float64 from (C, H, W) or (H, W) numbers; finite values only."""
+    try:
+        array = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"{where}: {name} must be nested lists of numbers with rows of equal length "
+            "(C x H x W, or H x W for one channel)"
+        ) from None
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3 or 0 in array.shape:
+        raise ShapeError(
+            f"{where}: {name} must be C x H x W (or H x W for one channel), got shape {array.shape}"
+        )
+    if not np.all(np.isfinite(array)):
+        raise DataError(f"{where}: {name} holds NaN or infinity; give finite numbers")
+    return array
+
+
+def _scalar(where: str, name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise DataError(f"{where}: {name} must be a number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise DataError(f"{where}: {name} must be finite, got {value!r}")
+    return float(value)
+
+
+def _conv_layer(x: np.ndarray, w: np.ndarray, b: float, stride: int, padding: int) -> Conv2d:
+    """The engine's Conv2d with one filter set to ``w`` and ``b`` (float64)."""
+    conv = Conv2d(
+        x.shape[0],
+        1,
+        w.shape[1:],
+        stride=stride,
+        padding=padding,
+        dtype=np.float64,
+        rng=np.random.default_rng(0),
+    )
+    conv.weight.data[0] = w
+    conv.bias.data[0] = b
+    return conv
+
+
+def _checked_conv(where: str, x, w, stride, padding):
+    """Validated (x, w, stride, padding, (oh, ow)) for a one-filter conv over x."""
+    x = _as_volume(where, "x", x)
+    w = _as_volume(where, "w", w)
+    if w.shape[0] != x.shape[0]:
+        raise ShapeError(
+            f"{where}: the filter w has {w.shape[0]} channels but the input x has "
+            f"{x.shape[0]}; a filter spans the whole input depth, give w as "
+            f"{x.shape[0]} x F x F"
+        )
+    stride = positive_int(where, "stride", stride)
+    padding = positive_int(where, "padding", padding, minimum=0)
+    oh, ow = _output_hw(where, x.shape[1:], w.shape[1:], stride, padding)
+    if oh * ow > MAX_UNITS:
+        raise ShapeError(
+            f"{where}: {oh}x{ow} = {oh * ow} output units are more than explain handles "
+            f"({MAX_UNITS}); use a small example, or cnnkit summary for real layer sizes"
+        )
+    return x, w, stride, padding, (oh, ow)
+
+
+def _output_hw(where: str, input_hw, kernel, stride: int, padding: int) -> tuple[int, int]:
+    """(OH, OW), or a ShapeError with the arithmetic and fixes in the lecture's letters."""
+    for axis, size, k in zip(("height", "width"), input_hw, kernel, strict=True):
+        problem = shapes.axis_problem(axis, size, k, stride, padding)
+        if problem is None:
+            continue
+        label = "" if input_hw[0] == input_hw[1] and kernel[0] == kernel[1] else f"{axis}: "
+        fixes = " or ".join(
+            f"{shapes.LETTERS[fix.name]}={fix.value} (-> {fix.output})" for fix in problem.fixes
+        )
+        advice = f"; use {fixes}" if fixes else ""
+        raise ShapeError(
+            f"{where} (I={size}, F={k}, S={stride}, P={padding}): {label}"
+            f"{problem.describe()}{advice}"
+        )
+    return tuple(  # type: ignore[return-value]
+        (size + 2 * padding - k) // stride + 1 for size, k in zip(input_hw, kernel, strict=True)
+    )
+
+
+def load_values(path: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """Read ``{"x": [[[...]]], "w": [[[...]]], "b": number}`` for ``explain conv --values``."""
+    where = "explain conv --values"
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except OSError as error:
+        raise DataError(f"{where}: cannot read {path}: {error.strerror or error}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(
+            f"{where}: {path} is not valid JSON: {error.msg} at line {error.lineno} "
+            f"column {error.colno}"
+        ) from None
+    example = '{"x": [[[...]]], "w": [[[...]]], "b": 1}'
+    if not isinstance(document, dict):
+        raise DataError(f"{where}: {path} must hold one object such as {example}")
+    unknown = sorted(set(document) - {"x", "w", "b"})
+    if unknown:
+        raise DataError(
+            f'{where}: {path} has unknown key "{unknown[0]}"; expected "x", "w" and "b", '
+            f"as in {example}"
+        )
+    for key in ("x", "w"):
+        if key not in document:
+            raise DataError(f'{where}: {path} has no "{key}"; expected an object such as {example}')
+    x = _as_volume(f"{where} {path}", '"x"', document["x"])
+    w = _as_volume(f"{where} {path}", '"w"', document["w"])
+    b = _scalar(f"{where} {path}", '"b"', document.get("b", 0.0))
+    return x, w, b
+
+
+def _architecture(where: str, spec, input_shape=None) -> Architecture:
+    arch = spec if isinstance(spec, Architecture) else parse(spec)
+    return arch.with_input(input_shape)

@@ -1,0 +1,138 @@
+"""``explain shape``: (I - F + 2P)/S + 1 step by step, with the verdict of ``cnnkit shape``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cnnkit import shapes
+from cnnkit.explain._format import _num
+from cnnkit.layers.base import positive_int
+
+
+@dataclass(frozen=True)
+class ShapeExplanation:
+    """(I - F + 2P)/S + 1 evaluated step by step, with the verdict of ``cnnkit shape``."""
+
+    size: int
+    kernel: int
+    stride: int
+    padding: int
+    floor: bool
+    problem: shapes.AxisProblem | None
+
+    @property
+    def formula(self) -> str:
+        return shapes.formula(self.size, self.kernel, self.stride, self.padding)
+
+    @property
+    def span(self) -> int:
+        return self.size + 2 * self.padding - self.kernel
+
+    @property
+    def exact(self) -> float:
+        return self.span / self.stride + 1
+
+    @property
+    def possible(self) -> bool:
+        return self.problem is None or (self.floor and not self.problem.too_large)
+
+    @property
+    def output(self) -> int | None:
+        return self.span // self.stride + 1 if self.possible else None
+
+    @property
+    def positions(self) -> list[int]:
+        """The first padded pixel of every window that fits."""
+        if self.span < 0:
+            return []
+        return list(range(0, self.span + 1, self.stride))
+
+    @property
+    def unread(self) -> int:
+        return self.span % self.stride if self.span >= 0 else 0
+
+    def verdict(self) -> tuple[str, str | None]:
+        """The lines ``cnnkit shape`` prints: the verdict, and the advice when impossible."""
+        problem = self.problem
+        if problem is None:
+            n = self.output
+            return f"{self.formula} = {n}: possible, {n} units along this axis", None
+        if self.floor and not problem.too_large:
+            return (
+                f"{self.formula} = {_num(problem.exact)} -> floor "
+                f"{problem.floor_output} (as PyTorch): the last {problem.dropped} of the "
+                f"{problem.padded_size} padded input positions are never read",
+                None,
+            )
+        return f"{problem.describe()}: impossible", problem.advice(letters=True)
+
+    def to_dict(self) -> dict:
+        verdict, advice = self.verdict()
+        fixes = self.problem.fixes if self.problem is not None else ()
+        return {
+            "schema": "cnnkit.explain.shape/1",
+            "I": self.size,
+            "F": self.kernel,
+            "S": self.stride,
+            "P": self.padding,
+            "formula": self.formula,
+            "span": self.span,
+            "exact": self.exact,
+            "possible": self.possible,
+            "output": self.output,
+            "floor": self.floor,
+            "positions": self.positions[:64],
+            "unread": self.unread,
+            "verdict": verdict,
+            "advice": advice,
+            "fixes": [
+                {"letter": shapes.LETTERS[fix.name], "value": fix.value, "output": fix.output}
+                for fix in fixes
+            ],
+        }
+
+    def text(self) -> str:
+        i, f, s, p = self.size, self.kernel, self.stride, self.padding
+        lead = "units along one axis = "
+        pad = " " * (len(lead) - 2)
+        lines = [
+            f"{lead}(I - F + 2P)/S + 1   with I={i}, F={f}, S={s}, P={p}",
+            f"{pad}= {self.formula}",
+            f"{pad}= {self.span}/{s} + 1",
+            f"{pad}= {_num(self.exact)}",
+        ]
+        padded = i + 2 * p
+        if self.span >= 0:
+            starts = self.positions
+            shown = (
+                ", ".join(map(str, starts))
+                if len(starts) <= 8
+                else (f"{starts[0]}, {starts[1]}, ..., {starts[-1]}")
+            )
+            last = starts[-1] + f - 1
+            lines.append(
+                f"the {f}-wide filter starts at padded pixels {shown} ({len(starts)} "
+                f"position{'s' if len(starts) > 1 else ''}, S={s} apart) and reads up to "
+                f"pixel {last} of 0..{padded - 1}"
+                + (
+                    f": the last {self.unread} {'is' if self.unread == 1 else 'are'} never read"
+                    if self.unread
+                    else ": every pixel is read"
+                )
+            )
+        verdict, advice = self.verdict()
+        lines.append(verdict)
+        if advice is not None:
+            lines.append(advice)
+        return "\n".join(lines)
+
+
+def explain_shape(size: int, kernel: int, stride: int = 1, padding: int = 0, *, floor=False):
+    """:class:`ShapeExplanation` of one axis: I=size, F=kernel, S=stride, P=padding."""
+    where = "explain shape"
+    size = positive_int(where, "I", size)
+    kernel = positive_int(where, "F", kernel)
+    stride = positive_int(where, "S", stride)
+    padding = positive_int(where, "P", padding, minimum=0)
+    problem = shapes.axis_problem("size", size, kernel, stride, padding)
+    return ShapeExplanation(size, kernel, stride, padding, bool(floor), problem)
