@@ -17,9 +17,10 @@ import numpy as np
 
 from cnnkit.cli_args import positive
 from cnnkit.errors import ConfigError, DataError, ShapeError, TrainingError
+from cnnkit.model import lecture_spec
 
 RECIPES = {
-    "optdigits": {"epochs": 20, "batch_size": 32, "lr": 0.05, "augment_shift": 1},
+    "optdigits": {"epochs": 30, "batch_size": 32, "lr": 0.05, "augment_shift": 1},
     "mnist": {"epochs": 12, "batch_size": 64, "lr": 0.05, "augment_shift": 2},
     "cifar10": {"epochs": 30, "batch_size": 64, "lr": 0.05, "augment_shift": 4},
     "folder": {"epochs": 20, "batch_size": 32, "lr": 0.05, "augment_shift": 1},
@@ -46,16 +47,13 @@ def _scheme(source: str) -> str:
 
 def default_arch(input_shape: tuple[int, int, int], classes: int) -> str:
     """The lecture's INPUT-[CONV-RELU-POOL]x2-FC for this image size (3x3 filters, P=1)."""
-    channels, height, width = input_shape
+    height, width = input_shape[1:]
     if height % 4 or width % 4:
         raise ConfigError(
             f"the default network halves {height}x{width} twice, which needs sizes divisible "
             "by 4; give --arch, e.g. with POOL(F=2, round=floor)"
         )
-    return (
-        f"INPUT({channels}x{height}x{width}) - CONV(D=16, F=3, P=1) - RELU - POOL(F=2)"
-        f" - CONV(D=32, F=3, P=1) - RELU - POOL(F=2) - FC({classes})"
-    )
+    return lecture_spec(input_shape, classes)
 
 
 def add_train_parsers(commands) -> None:

@@ -127,26 +127,37 @@ class Sequential(Layer):
         return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
 
 
+LECTURE_DEPTHS = (32, 64)
+
+
+def lecture_spec(
+    input_shape: tuple[int, int, int], classes: int, depths: tuple[int, ...] = LECTURE_DEPTHS
+) -> str:
+    """The lecture's INPUT -> [CONV -> RELU -> POOL] x len(depths) -> FC as a string.
+
+    Each CONV is 3x3 with P=1, S=1 (keeps H x W); each POOL is 2x2 max with S=2 (halves it).
+
+    >>> lecture_spec((1, 8, 8), 10, depths=(16,))
+    'INPUT(1x8x8) - CONV(D=16, F=3, P=1) - RELU - POOL(F=2) - FC(10)'
+    """
+    channels, height, width = input_shape
+    blocks = [f"CONV(D={depth}, F=3, P=1) - RELU - POOL(F=2)" for depth in depths]
+    return " - ".join([f"INPUT({channels}x{height}x{width})", *blocks, f"FC({classes})"])
+
+
 def lecture_network(
     input_shape: tuple[int, int, int],
     classes: int,
     *,
-    depths: tuple[int, ...] = (16, 32),
+    depths: tuple[int, ...] = LECTURE_DEPTHS,
     rng: np.random.Generator | None = None,
     dtype=np.float32,
 ) -> Sequential:
-    """The lecture's INPUT -> [CONV -> RELU -> POOL] x len(depths) -> FC for (C, H, W) images.
+    """The lecture's stack (:func:`lecture_spec`) for (C, H, W) images, with fresh weights.
 
-    Each CONV is 3x3 with P=1, S=1 (keeps H x W); each POOL is 2x2 max with S=2 (halves it).
-
-    >>> print(lecture_network((1, 8, 8), 10, rng=np.random.default_rng(0)).to_spec())
-    ... # doctest: +NORMALIZE_WHITESPACE
-    INPUT(1x8x8) - CONV(D=16, F=3, S=1, P=1) - RELU - POOL(max, F=2, S=2)
-        - CONV(D=32, F=3, S=1, P=1) - RELU - POOL(max, F=2, S=2) - FC(10)
+    >>> lecture_network((1, 8, 8), 10, rng=np.random.default_rng(0)).output_shape((5, 1, 8, 8))
+    (5, 10)
     """
     from cnnkit.spec import from_spec
 
-    channels, height, width = input_shape
-    blocks = [f"CONV(D={depth}, F=3, P=1) - RELU - POOL(F=2)" for depth in depths]
-    text = " - ".join([f"INPUT({channels}x{height}x{width})", *blocks, f"FC({classes})"])
-    return from_spec(text, rng=rng, dtype=dtype)
+    return from_spec(lecture_spec(input_shape, classes, depths), rng=rng, dtype=dtype)

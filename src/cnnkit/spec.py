@@ -435,11 +435,11 @@ def to_spec(model, input_shape: tuple[int, int, int] | None = None) -> str:
 
 ARCHITECTURES: dict[str, str] = {
     # The lecture's stack for the embedded 8x8 digits (what `make demo` trains).
-    "lecture": "INPUT(1x8x8) - CONV(D=16, F=3, P=1) - RELU - POOL(F=2)"
-    " - CONV(D=32, F=3, P=1) - RELU - POOL(F=2) - FC(10)",
+    "lecture": "INPUT(1x8x8) - CONV(D=32, F=3, P=1) - RELU - POOL(F=2)"
+    " - CONV(D=64, F=3, P=1) - RELU - POOL(F=2) - FC(10)",
     # The same stack sized for 28x28 MNIST digits.
-    "lecture-mnist": "INPUT(1x28x28) - CONV(D=16, F=3, P=1) - RELU - POOL(F=2)"
-    " - CONV(D=32, F=3, P=1) - RELU - POOL(F=2) - FC(10)",
+    "lecture-mnist": "INPUT(1x28x28) - CONV(D=32, F=3, P=1) - RELU - POOL(F=2)"
+    " - CONV(D=64, F=3, P=1) - RELU - POOL(F=2) - FC(10)",
     # The lecture's worked example: 5x5x3 input, P=1, one 3x3x3 filter, S=2 -> 3x3 output.
     "worked-example": "INPUT(3x5x5) - CONV(D=1, F=3, S=2, P=1)",
     # The lecture's AlexNet conv1: 227x227x3 -> 55x55x96, 34,944 parameters.

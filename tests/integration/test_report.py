@@ -222,7 +222,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         timeout=120,
         check=True,
     ).stdout
-    assert '<table id="summary">' in dom and "CONV(D=16, F=3, S=1, P=1)" in dom
+    assert '<table id="summary">' in dom and "CONV(D=32, F=3, S=1, P=1)" in dom
     assert '<table id="equivariance">' in dom
     assert dom.count('<img src="data:image/png;base64,') >= 5
     shot = tmp_path / "report.png"

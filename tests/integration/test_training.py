@@ -206,5 +206,5 @@ def test_cli_refuses_to_resume_another_architecture(tmp_path):
     )
     _, err = again.communicate(timeout=60)
     assert again.returncode == 2
-    assert err.count("\n") == 1 and "was saved for INPUT(1x8x8) - CONV(D=16" in err
+    assert err.count("\n") == 1 and "was saved for INPUT(1x8x8) - CONV(D=32" in err
     assert (tmp_path / "last.npz").read_bytes() == before

@@ -103,7 +103,7 @@ def test_feature_maps_match_the_model_prefixes(spec, kinds):
 
 
 def test_feature_maps_rows_and_size_of_the_lecture_network():
-    model = lecture_network((1, 8, 8), 10, rng=np.random.default_rng(0))
+    model = lecture_network((1, 8, 8), 10, depths=(16, 32), rng=np.random.default_rng(0))
     rows = viz.feature_maps(model, np.ones((1, 8, 8), np.float32))
     assert [row.layer.split("(")[0] for row in rows] == ["CONV", "RELU", "POOL"] * 2
     assert [row.volume for row in rows][::3] == ["8x8x16", "4x4x32"]
