@@ -251,3 +251,13 @@ def test_init_option_reinitialises_the_weights(capsys, tmp_path):
     capsys.readouterr()
     settings = json.loads((tmp_path / "he" / "settings.json").read_text())
     assert settings["recipe"]["init"] == "he"
+
+
+def test_explain_equivariance_of_a_trained_run(capsys, tmp_path):
+    run = str(tmp_path / "run")
+    assert cli.main(["train", "--epochs", "1", "--quiet", "--out", run]) == 0
+    capsys.readouterr()
+    assert cli.main(["explain", "equivariance", run, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    text = json.dumps(report)
+    assert "CONV(D=32, F=3, S=1, P=1)" in text and "POOL(max, F=2, S=2)" in text

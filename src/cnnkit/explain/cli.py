@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from cnnkit.cli_args import positive, volume
 from cnnkit.errors import ConfigError
@@ -151,13 +152,14 @@ def run_shape(args: argparse.Namespace) -> int:
     return 0 if explanation.possible else 1
 
 
-def _add_spec_arguments(parser, default: str) -> None:
+def _add_spec_arguments(parser, default: str, *, run_dir: bool = False) -> None:
     parser.add_argument(
         "spec",
-        metavar="SPEC|NAME",
+        metavar="RUN_DIR|SPEC|NAME" if run_dir else "SPEC|NAME",
         nargs="?",
         default=default,
-        help=f"architecture string or built-in name (default: {default})",
+        help=("a trained run, " if run_dir else "")
+        + f"architecture string or built-in name (default: {default})",
     )
     parser.add_argument("--input", type=volume, metavar="CxHxW", help="input volume")
     _json_flag(parser)
@@ -208,7 +210,7 @@ def _add_equivariance(topics) -> None:
         "max |f(g(x)) - g'(f(x))| away from the borders: zero where k is a multiple of the "
         "layer's cumulative stride J, non-zero elsewhere.",
     )
-    _add_spec_arguments(equivariance, EQUIVARIANCE_DEFAULT)
+    _add_spec_arguments(equivariance, EQUIVARIANCE_DEFAULT, run_dir=True)
     equivariance.add_argument("--shifts", type=positive(int), default=4, metavar="K")
     equivariance.add_argument("--axis", choices=AXES, default="width")
     equivariance.add_argument("--seed", type=_non_negative, default=0)
@@ -216,8 +218,13 @@ def _add_equivariance(topics) -> None:
 
 
 def run_equivariance(args: argparse.Namespace) -> int:
+    network = args.spec
+    if Path(network).is_dir():  # a run directory: measure the trained model itself
+        from cnnkit.train import load_run
+
+        network, _ = load_run(network)
     explanation = explain_equivariance(
-        args.spec, input_shape=args.input, shifts=args.shifts, axis=args.axis, seed=args.seed
+        network, input_shape=args.input, shifts=args.shifts, axis=args.axis, seed=args.seed
     )
     _emit(explanation, args)
     return 0
