@@ -32,7 +32,7 @@ format: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
 bench: $(VENV)/.installed-test
-	$(PY) benchmarks/conv_timing.py
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]' && $(PY) benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis

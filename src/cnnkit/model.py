@@ -51,13 +51,27 @@ class Sequential(Layer):
                 raise error.located(index) from None
         return x
 
-    def backward(self, dy):
+    def backward(self, dy, *, input_grad: bool = True):
+        """Backward through every layer in reverse; returns dx, the gradient of the input.
+
+        ``input_grad=False`` is for training, where nothing needs the input's gradient (PyTorch
+        does not compute it for an input that does not require grad): the first layer then
+        skips it (for a first Conv2d that saves most of its backward) and None is returned.
+        Parameter gradients are the same either way.
+        """
         for index in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[index]
             try:
-                dy = self.layers[index].backward(dy)
+                if index == 0 and not input_grad:
+                    layer.backward_parameters(dy)
+                    return None
+                dy = layer.backward(dy)
             except CnnkitError as error:
                 raise error.located(index) from None
-        return dy
+        return dy if input_grad else None
+
+    def backward_parameters(self, dy) -> None:
+        self.backward(dy, input_grad=False)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         shape = tuple(input_shape)

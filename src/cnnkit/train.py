@@ -32,6 +32,7 @@ import numpy as np
 from cnnkit import checkpoint
 from cnnkit.errors import ConfigError, TrainingError
 from cnnkit.losses import CrossEntropyLoss
+from cnnkit.model import Sequential
 
 
 @dataclass(frozen=True)
@@ -430,7 +431,11 @@ class _Run:
         if not math.isfinite(loss):
             self._diverged(loss)
         self.optimizer.zero_grad()
-        self.model.backward(self.loss_fn.backward())
+        dlogits = self.loss_fn.backward()
+        if isinstance(self.model, Sequential):
+            self.model.backward(dlogits, input_grad=False)  # nothing needs d(images)
+        else:
+            self.model.backward(dlogits)
         self.optimizer.step()
         state.loss_sum += loss * len(batch)
         state.correct += int((logits.argmax(axis=1) == labels).sum())

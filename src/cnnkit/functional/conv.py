@@ -15,6 +15,7 @@ values; the choice only changes the speed.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -47,7 +48,7 @@ IMAGES = ("n", "c", "i", "j", "oh", "ow")  # (N, C*KH*KW, OH*OW): one column blo
 # Tuning constants, measured on the 2-core benchmark machine (see benchmarks/bench.py).
 NHWC_MIN_FILTERS = 32  # from this many filters the output is stored channels-last
 NHWC_MIN_CHANNELS = 8  # from this many input channels the columns are read channels-last
-CHUNK_BYTES = 4 << 20  # im2col bytes per chunk of images (a few MiB stay in cache)
+CHUNK_BYTES = 1 << 20  # im2col bytes per chunk of images (a few MiB stay in cache)
 KEEP_COLUMNS_BYTES = 256 << 10  # per image: backward reuses columns up to this size, else
 # it keeps the input and rebuilds them
 
@@ -74,6 +75,7 @@ def keeps_columns(channels: int, kernel: tuple[int, int], out_hw: tuple[int, int
     return size <= KEEP_COLUMNS_BYTES
 
 
+@functools.lru_cache(maxsize=256)
 def plan_conv(input_shape, input_layout, w_shape, stride, padding: Sides, itemsize) -> ConvPlan:
     """Choose layouts, chunking and what to keep, from shapes and the input's layout only."""
     n, c, h, w = input_shape
@@ -178,7 +180,8 @@ def conv2d_forward(
     n, c = x.shape[:2]
     d, _, kh, kw = w.shape
     if plan is None:
-        plan = plan_conv(x.shape, layout_of(x), w.shape, stride, padding, x.dtype.itemsize)
+        sides = (tuple(padding[0]), tuple(padding[1]))
+        plan = plan_conv(x.shape, layout_of(x), w.shape, tuple(stride), sides, x.dtype.itemsize)
     source = padded(x, padding, layout=plan.source_layout, workspace=workspace, name="x")
     oh, ow = output_hw(source.shape[2:], (kh, kw), stride)
     units, k = oh * ow, c * kh * kw
@@ -191,9 +194,7 @@ def conv2d_forward(
         if plan.keep_columns:
             cols = kept if plan.order == COLUMNS else kept[start * units : stop * units]
         else:
-            cols = _column_buffer(
-                workspace, "chunk", plan, (stop - start) * units, k, x.dtype, xp
-            )
+            cols = _column_buffer(workspace, "chunk", plan, (stop - start) * units, k, x.dtype, xp)
         unfold(source[start:stop], (kh, kw), stride, cols, plan.order)
         _forward_product(cols, weights, b, stored[start:stop], plan, stop - start, units)
     saved = kept if plan.keep_columns else x

@@ -19,7 +19,9 @@ def linear_forward(x, w, b):
     return y, LinearCache(x, w, b is not None)
 
 
-def linear_backward(dy, cache: LinearCache):
-    """dy (N, OUT) -> ``(dx (N, IN), dw (OUT, IN), db (OUT,) or None)``."""
+def linear_backward(dy, cache: LinearCache, *, input_grad: bool = True):
+    """dy (N, OUT) -> ``(dx (N, IN), dw (OUT, IN), db (OUT,) or None)``; dx is None when
+    ``input_grad`` is False."""
     x, w, has_bias = cache
-    return dy @ w, dy.T @ x, dy.sum(axis=0) if has_bias else None
+    dx = dy @ w if input_grad else None
+    return dx, dy.T @ x, dy.sum(axis=0) if has_bias else None

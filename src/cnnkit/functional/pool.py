@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy
 
 from cnnkit.backend import get_array_module
+from cnnkit.functional import kernels
 from cnnkit.functional.layout import NCHW, empty, layout_of
 from cnnkit.functional.windows import Sides, no_padding, output_hw, padded, window_views
 
@@ -108,6 +109,12 @@ def max_pool2d_forward(x, *, kernel: tuple[int, int], stride: tuple[int, int], p
     On ties the first offset in row-major window order wins, and NaN propagates, as in PyTorch.
     """
     xp = get_array_module(x)
+    compiled = kernels.max_pool_2x2(x, kernel, stride, padding)
+    if compiled is not None:
+        y, rows, columns = compiled
+        if xp.isnan(y.sum()):
+            return _max_pool_with_nan(x, x.shape, kernel, stride, padding)
+        return y, MaxPoolCache(rows, columns, x.shape, kernel, stride, padding)
     source = padded(x, padding, value=-xp.inf)
     (kh, kw), (sh, sw) = kernel, stride
     oh, ow = output_hw(source.shape[2:], kernel, stride)
@@ -194,6 +201,12 @@ def max_pool2d_backward(dy, cache: MaxPoolCache):
     layout = layout_of(dy) or NCHW
     read_rows = sh * (oh - 1) + kh
     finite = bool(xp.isfinite(dy.sum()))
+    if finite:
+        compiled = kernels.max_pool_2x2_backward(
+            dy, rows, columns, input_shape, kernel, stride, padding
+        )
+        if compiled is not None:
+            return compiled
     tiles_h = finite and sh == kh
     tiles_w = finite and sw == kw and ow * sw == w + left + right
     segments = empty((n, c, read_rows, ow), dy.dtype, layout, xp)
@@ -210,7 +223,9 @@ def max_pool2d_backward(dy, cache: MaxPoolCache):
 
 def avg_pool2d_forward(x, *, kernel: tuple[int, int], stride: tuple[int, int], padding: Sides):
     """Mean of each window (padding counts as zeros): x (N, C, H, W) -> y (N, C, OH, OW)."""
-    xp = get_array_module(x)
+    compiled = kernels.avg_pool_2x2(x, kernel, stride, padding)
+    if compiled is not None:
+        return compiled, AvgPoolCache(x.shape, kernel, stride, padding)
     source = padded(x, padding)
     (kh, kw), (sh, sw) = kernel, stride
     oh, ow = output_hw(source.shape[2:], kernel, stride)
@@ -238,6 +253,9 @@ def avg_pool2d_backward(dy, cache: AvgPoolCache):
     input_shape, kernel, stride, padding = cache
     xp = get_array_module(dy)
     (kh, kw) = kernel
+    compiled = kernels.avg_pool_2x2_backward(dy, input_shape, kernel, stride, padding)
+    if compiled is not None:
+        return compiled
     layout = layout_of(dy) or NCHW
     if _tiles(input_shape, kernel, stride, padding):
         dx = empty(input_shape, dy.dtype, layout, xp)

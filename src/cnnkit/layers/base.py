@@ -31,6 +31,11 @@ class Layer:
     def __call__(self, x):
         return self.forward(x)
 
+    def backward_parameters(self, dy) -> None:
+        """``backward(dy)`` for the parameter gradients only, when nothing needs dx (see
+        ``Sequential.backward(dy, input_grad=False)``); layers that can skip dx override it."""
+        self.backward(dy)
+
     def parameters(self) -> Iterator[Parameter]:
         """The trainable parameters, in a fixed order (``weight`` before ``bias``)."""
         yield from ()

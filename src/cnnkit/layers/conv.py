@@ -146,3 +146,10 @@ class Conv2d(WeightedLayer):
         dx, dw, db = conv2d_backward(dy, cache, workspace=self._workspace)
         self._accumulate(dw, db)
         return dx
+
+    def backward_parameters(self, dy) -> None:
+        """Like :meth:`backward`, without computing dx (the first layer of a training step)."""
+        cache = self._cached(self._cache)
+        check_shape_like(repr(self), dy, self._output_shape)
+        _, dw, db = conv2d_backward(dy, cache, workspace=self._workspace, input_grad=False)
+        self._accumulate(dw, db)

@@ -73,3 +73,10 @@ class Linear(WeightedLayer):
         dx, dw, db = linear_backward(dy, cache)
         self._accumulate(dw, db)
         return dx
+
+    def backward_parameters(self, dy) -> None:
+        """Like :meth:`backward`, without computing dx."""
+        cache = self._cached(self._cache)
+        check_shape_like(repr(self), dy, (cache.x.shape[0], self.out_features))
+        _, dw, db = linear_backward(dy, cache, input_grad=False)
+        self._accumulate(dw, db)

@@ -1,0 +1,283 @@
+"""Optional compiled kernels (numba) for 2x2 pooling, the one loop NumPy cannot do in one pass.
+
+NumPy pools with strided views (see :mod:`cnnkit.functional.pool`): four passes over strided
+data for a 2x2 max pool, several times slower than PyTorch's channels-last kernel on the
+benchmark. With numba installed (``pip install 'cnnkit[fast]'``) 2x2 windows with stride 2 and
+no padding run through the loops below instead: one pass over the input. They do
+the same float operations in the same order as the NumPy path, so the outputs and the caches
+are identical (the tests run both paths and compare them element for element); anything else
+(other windows, NaN in the input, a non-finite gradient, CuPy arrays) stays on NumPy.
+
+``CNNKIT_JIT=0`` in the environment, or :func:`use_jit` (False), switches them off. The first
+call compiles them (about a second each), cached on disk afterwards (numba's cache).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+
+import numpy as np
+
+from cnnkit.functional.layout import NHWC, empty, layout_of, memory
+
+_AVAILABLE = importlib.util.find_spec("numba") is not None  # an optional dependency
+
+
+class _LazyNumba:
+    """``numba``, imported on first attribute access."""
+
+    def __getattr__(self, name):
+        import numba as module
+
+        globals()["numba"] = module
+        return getattr(module, name)
+
+
+numba = _LazyNumba()
+_state = {"enabled": _AVAILABLE and os.environ.get("CNNKIT_JIT", "1") != "0"}
+
+
+def jit_available() -> bool:
+    """Whether numba is installed (the kernels can run)."""
+    return _AVAILABLE
+
+
+def jit_enabled() -> bool:
+    """Whether the kernels run now (installed and not switched off)."""
+    return _state["enabled"]
+
+
+@contextlib.contextmanager
+def use_jit(enabled: bool):
+    """``with use_jit(False):`` runs everything on NumPy (the tests compare both paths)."""
+    previous = _state["enabled"]
+    _state["enabled"] = bool(enabled) and _AVAILABLE
+    try:
+        yield
+    finally:
+        _state["enabled"] = previous
+
+
+def _applies(x, kernel, stride, padding) -> str | None:
+    """The memory layout to run a 2x2 kernel on, or None when NumPy must do it."""
+    if not _state["enabled"] or type(x) is not np.ndarray:
+        return None
+    if x.dtype != np.float32 and x.dtype != np.float64:
+        return None
+    if x.size < MIN_ELEMENTS:
+        return None
+    (top, bottom), (left, right) = padding
+    h, w = x.shape[2:]
+    if tuple(kernel) != (2, 2) or tuple(stride) != (2, 2) or top or bottom or left or right:
+        return None
+    if h % 2 or w % 2 or not x.size:
+        return None
+    layout = layout_of(x)
+    if layout == NHWC:
+        return NHWC
+    if layout is not None:  # NCHW or CNHW: W innermost
+        return layout
+    return None
+
+
+# --------------------------------------------------------------------------- the loops
+# ``_last`` kernels take arrays in memory order (N, H, W, C); ``_wide`` ones (A, B, H, W) with W
+# innermost (NCHW, or CNHW where A and B are C and N: pooling treats both alike).
+
+
+def _max_forward_last(x, y, rows, columns):
+    n_images, height, width, channels = x.shape
+    for n in range(n_images):
+        for oh in range(height // 2):
+            for ow in range(width // 2):
+                for c in range(channels):
+                    a = x[n, 2 * oh, 2 * ow, c]
+                    b = x[n, 2 * oh, 2 * ow + 1, c]
+                    top = np.maximum(a, b)
+                    columns[n, 2 * oh, ow, c] = b > a
+                    a = x[n, 2 * oh + 1, 2 * ow, c]
+                    b = x[n, 2 * oh + 1, 2 * ow + 1, c]
+                    bottom = np.maximum(a, b)
+                    columns[n, 2 * oh + 1, ow, c] = b > a
+                    y[n, oh, ow, c] = np.maximum(top, bottom)
+                    rows[n, oh, ow, c] = bottom > top
+
+
+def _max_forward_wide(x, y, rows, columns):
+    n_outer, n_inner, height, width = x.shape
+    for a_index in range(n_outer):
+        for b_index in range(n_inner):
+            for oh in range(height // 2):
+                for ow in range(width // 2):
+                    a = x[a_index, b_index, 2 * oh, 2 * ow]
+                    b = x[a_index, b_index, 2 * oh, 2 * ow + 1]
+                    top = np.maximum(a, b)
+                    columns[a_index, b_index, 2 * oh, ow] = b > a
+                    a = x[a_index, b_index, 2 * oh + 1, 2 * ow]
+                    b = x[a_index, b_index, 2 * oh + 1, 2 * ow + 1]
+                    bottom = np.maximum(a, b)
+                    columns[a_index, b_index, 2 * oh + 1, ow] = b > a
+                    y[a_index, b_index, oh, ow] = np.maximum(top, bottom)
+                    rows[a_index, b_index, oh, ow] = bottom > top
+
+
+def _max_backward_last(dy, rows, columns, dx):
+    # As the NumPy path: second = g * pick, first = g - second, row stage then column stage.
+    n_images, out_h, out_w, channels = dy.shape
+    for n in range(n_images):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                for c in range(channels):
+                    g = dy[n, oh, ow, c]
+                    lower = g * rows[n, oh, ow, c]
+                    upper = g - lower
+                    right = upper * columns[n, 2 * oh, ow, c]
+                    dx[n, 2 * oh, 2 * ow, c] = upper - right
+                    dx[n, 2 * oh, 2 * ow + 1, c] = right
+                    right = lower * columns[n, 2 * oh + 1, ow, c]
+                    dx[n, 2 * oh + 1, 2 * ow, c] = lower - right
+                    dx[n, 2 * oh + 1, 2 * ow + 1, c] = right
+
+
+def _max_backward_wide(dy, rows, columns, dx):
+    n_outer, n_inner, out_h, out_w = dy.shape
+    for a_index in range(n_outer):
+        for b_index in range(n_inner):
+            for oh in range(out_h):
+                for ow in range(out_w):
+                    g = dy[a_index, b_index, oh, ow]
+                    lower = g * rows[a_index, b_index, oh, ow]
+                    upper = g - lower
+                    right = upper * columns[a_index, b_index, 2 * oh, ow]
+                    dx[a_index, b_index, 2 * oh, 2 * ow] = upper - right
+                    dx[a_index, b_index, 2 * oh, 2 * ow + 1] = right
+                    right = lower * columns[a_index, b_index, 2 * oh + 1, ow]
+                    dx[a_index, b_index, 2 * oh + 1, 2 * ow] = lower - right
+                    dx[a_index, b_index, 2 * oh + 1, 2 * ow + 1] = right
+
+
+def _avg_forward_last(x, y):
+    n_images, height, width, channels = x.shape
+    for n in range(n_images):
+        for oh in range(height // 2):
+            for ow in range(width // 2):
+                for c in range(channels):
+                    top = x[n, 2 * oh, 2 * ow, c] + x[n, 2 * oh, 2 * ow + 1, c]
+                    bottom = x[n, 2 * oh + 1, 2 * ow, c] + x[n, 2 * oh + 1, 2 * ow + 1, c]
+                    y[n, oh, ow, c] = (top + bottom) / 4.0
+
+
+def _avg_forward_wide(x, y):
+    n_outer, n_inner, height, width = x.shape
+    for a_index in range(n_outer):
+        for b_index in range(n_inner):
+            for oh in range(height // 2):
+                for ow in range(width // 2):
+                    top = (
+                        x[a_index, b_index, 2 * oh, 2 * ow]
+                        + x[a_index, b_index, 2 * oh, 2 * ow + 1]
+                    )
+                    bottom = (
+                        x[a_index, b_index, 2 * oh + 1, 2 * ow]
+                        + x[a_index, b_index, 2 * oh + 1, 2 * ow + 1]
+                    )
+                    y[a_index, b_index, oh, ow] = (top + bottom) / 4.0
+
+
+def _avg_backward_last(dy, dx):
+    n_images, out_h, out_w, channels = dy.shape
+    for n in range(n_images):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                for c in range(channels):
+                    share = dy[n, oh, ow, c] / 4.0
+                    dx[n, 2 * oh, 2 * ow, c] = share
+                    dx[n, 2 * oh, 2 * ow + 1, c] = share
+                    dx[n, 2 * oh + 1, 2 * ow, c] = share
+                    dx[n, 2 * oh + 1, 2 * ow + 1, c] = share
+
+
+def _avg_backward_wide(dy, dx):
+    n_outer, n_inner, out_h, out_w = dy.shape
+    for a_index in range(n_outer):
+        for b_index in range(n_inner):
+            for oh in range(out_h):
+                for ow in range(out_w):
+                    share = dy[a_index, b_index, oh, ow] / 4.0
+                    dx[a_index, b_index, 2 * oh, 2 * ow] = share
+                    dx[a_index, b_index, 2 * oh, 2 * ow + 1] = share
+                    dx[a_index, b_index, 2 * oh + 1, 2 * ow] = share
+                    dx[a_index, b_index, 2 * oh + 1, 2 * ow + 1] = share
+
+
+# Tinier arrays stay on NumPy: no compilation for toy sizes, and no gain there.
+MIN_ELEMENTS = 1 << 12
+
+_LOOPS: dict[str, object] = {}
+
+
+def _loop(name: str, layout: str):
+    """The compiled loop, compiled on first use (importing cnnkit never imports numba).
+
+    Serial on purpose: right after a matrix product OpenBLAS's threads still spin for a while,
+    and a parallel loop fighting them for the two cores was sometimes twice as slow as this.
+    """
+    name = f"{name}_{'last' if layout == NHWC else 'wide'}"
+    if name not in _LOOPS:
+        _LOOPS[name] = numba.njit(cache=True)(globals()[name])
+    return _LOOPS[name]
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def max_pool_2x2(x, kernel, stride, padding):
+    """``(y, rows, columns)`` as :func:`cnnkit.functional.pool.max_pool2d_forward` computes
+    them for 2x2 windows with stride 2, or None where the kernel does not apply."""
+    layout = _applies(x, kernel, stride, padding)
+    if layout is None:
+        return None
+    n, c, h, w = x.shape
+    y = empty((n, c, h // 2, w // 2), x.dtype, layout, np)
+    rows = empty((n, c, h // 2, w // 2), bool, layout, np)
+    columns = empty((n, c, h, w // 2), bool, layout, np)
+    stored = [memory(array, layout) for array in (x, y, rows, columns)]
+    _loop("_max_forward", layout)(*stored)
+    return y, rows, columns
+
+
+def max_pool_2x2_backward(dy, rows, columns, input_shape, kernel, stride, padding):
+    """dx for finite ``dy``, as the NumPy path computes it, or None where the kernel does not
+    apply (the caches must be stored in dy's layout)."""
+    layout = _applies(dy, kernel, stride, padding)
+    if layout is None or rows is None or columns is None:
+        return None
+    if layout_of(rows) != layout or layout_of(columns) != layout:
+        return None
+    if tuple(input_shape[2:]) != (2 * dy.shape[2], 2 * dy.shape[3]):
+        return None
+    dx = empty(input_shape, dy.dtype, layout, np)
+    stored = [memory(array, layout) for array in (dy, rows, columns, dx)]
+    _loop("_max_backward", layout)(*stored)
+    return dx
+
+
+def avg_pool_2x2(x, kernel, stride, padding):
+    layout = _applies(x, kernel, stride, padding)
+    if layout is None:
+        return None
+    n, c, h, w = x.shape
+    y = empty((n, c, h // 2, w // 2), x.dtype, layout, np)
+    _loop("_avg_forward", layout)(memory(x, layout), memory(y, layout))
+    return y
+
+
+def avg_pool_2x2_backward(dy, input_shape, kernel, stride, padding):
+    layout = _applies(dy, kernel, stride, padding)
+    if layout is None or tuple(input_shape[2:]) != (2 * dy.shape[2], 2 * dy.shape[3]):
+        return None
+    dx = empty(input_shape, dy.dtype, layout, np)
+    _loop("_avg_backward", layout)(memory(dy, layout), memory(dx, layout))
+    return dx
