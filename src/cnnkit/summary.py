@@ -32,7 +32,8 @@ macs
     additions, and ReLU are not multiply-adds: 0. (FLOPs as PyTorch counts them = 2 * macs.)
 activation_bytes
     New memory the layer's output takes: output elements * dtype_bytes. FLATTEN returns a view
-    of its input, so 0.
+    of its input (0) when the engine stores that volume NCHW, and copies it when the last CONV
+    before it had 32 filters or more, whose output the engine stores channels-last.
 cache_bytes
     What the layer keeps from forward for backward, read off the layers' caches:
     Conv2d keeps its im2col columns (C*KH*KW*OH*OW values of the dtype) when they take at most
@@ -107,7 +108,7 @@ from cnnkit.architecture import (
     volume_text,
 )
 from cnnkit.errors import ConfigError, DTypeError
-from cnnkit.functional.conv import keeps_columns
+from cnnkit.functional.conv import NHWC_MIN_FILTERS, keeps_columns
 from cnnkit.functional.pool import max_pool_kept_bytes
 from cnnkit.spec import parse
 
@@ -230,9 +231,13 @@ def _check_positive(name: str, value) -> None:
 def _rows(steps: tuple[Step, ...], batch: int, dtype_bytes: int, floor: bool) -> tuple[Row, ...]:
     rows = []
     field: tuple[int, int, int, int] | None = (1, 1, 1, 1)  # (rh, rw, jh, jw) on the input
+    channels_last = False  # how the engine stores the volume reaching each layer
     for step in steps:
         field = _next_field(step.spec, field)
-        rows.append(_row(step, batch, dtype_bytes, floor, field))
+        copies = isinstance(step.spec, FlattenSpec) and channels_last
+        rows.append(_row(step, batch, dtype_bytes, floor, field, flatten_copies=copies))
+        if isinstance(step.spec, ConvSpec):
+            channels_last = step.spec.depth >= NHWC_MIN_FILTERS
     return tuple(rows)
 
 
@@ -247,10 +252,13 @@ def _next_field(spec, field):
     return field  # RELU and FLATTEN move values, they do not widen what a unit sees
 
 
-def _row(step: Step, batch: int, dtype_bytes: int, floor: bool, field) -> Row:
+def _row(
+    step: Step, batch: int, dtype_bytes: int, floor: bool, field, *, flatten_copies: bool
+) -> Row:
     spec, out = step.spec, step.output_shape
     elements = math.prod(out)
-    activation = 0 if isinstance(spec, FlattenSpec) else elements * dtype_bytes
+    view = isinstance(spec, FlattenSpec) and not flatten_copies
+    activation = 0 if view else elements * dtype_bytes
     params, unshared, connections, fc_connections, macs = _counts(step)
     return Row(
         index=step.index,
@@ -533,7 +541,11 @@ _LEGEND = (
 def _main_cells(row: Row) -> list[str]:
     rf = "all" if row.receptive_field is None else f"{_pair(row.receptive_field)}/"
     rf += "" if row.jump is None else _pair(row.jump)
-    out = "view" if row.kind == "FLATTEN" else human_bytes(row.activation_bytes)
+    out = (
+        "view"
+        if row.kind == "FLATTEN" and not row.activation_bytes
+        else human_bytes(row.activation_bytes)
+    )
     return [
         str(row.index),
         row.layer,
@@ -667,7 +679,9 @@ def _markdown_row(row: Row) -> str:
         f"{row.connections:,}",
         fc,
         f"{row.macs:,}",
-        "view" if row.kind == "FLATTEN" else human_bytes(row.activation_bytes),
+        "view"
+        if row.kind == "FLATTEN" and not row.activation_bytes
+        else human_bytes(row.activation_bytes),
         human_bytes(row.cache_bytes),
         _pair(row.receptive_field),
         "" if row.jump is None else _pair(row.jump),

@@ -389,3 +389,17 @@ def test_markdown_has_a_row_per_layer_and_the_totals(alexnet):
     assert len({line.count(" | ") for line in table_lines[2:]}) == 1
     assert "| 0 | `CONV(D=96, F=11, S=4, P=0)` | 55x55x96 | 1x96x55x55 |" in text
     assert "- **parameters**: 62,378,344" in text
+
+
+@pytest.mark.parametrize("depths", [(16,), (32,), (16, 32), (32, 16)])
+def test_flatten_memory_matches_whether_the_engine_copies(depths):
+    from cnnkit import lecture_network
+
+    model = lecture_network((1, 8, 8), 10, depths=depths, rng=np.random.default_rng(0))
+    x = np.zeros((1, 1, 8, 8), np.float32)
+    for layer in model.layers[:-1]:
+        previous, x = x, layer.forward(x)
+    copies = not np.shares_memory(x, previous)
+    flatten = summarize(architecture_of(model, (1, 8, 8))).rows[-2]
+    assert flatten.kind == "FLATTEN"
+    assert flatten.activation_bytes == (x.nbytes if copies else 0)
