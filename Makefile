@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench bench-mnist clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ format: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]' && $(PY) benchmarks/bench.py
+
+# Full-data training, cnnkit next to PyTorch: LeNet-5 on MNIST (needs ../shared/data/mnist).
+bench-mnist: $(VENV)/.installed-test
+	$(PY) benchmarks/mnist_lenet.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
