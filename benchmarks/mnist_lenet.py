@@ -20,7 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-SPEC = "lenet5-mnist"  # cnnkit's built-in name; _torch_model below is the same network
+from bench import torch_lenet  # the same LeNet-5 the speed benchmark times
+
+SPEC = "lenet5-mnist"  # cnnkit's built-in name; bench.torch_lenet is the same network
 RECIPE = {
     "epochs": 15,
     "batch_size": 64,
@@ -53,15 +55,6 @@ def run_cnnkit(data_dir: str, epochs: int) -> dict:
     }
 
 
-def _torch_model(torch):
-    nn = torch.nn
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
-    )  # fmt: skip
-
-
 def run_torch(data_dir: str, epochs: int) -> dict:
     import numpy as np
     import torch
@@ -72,7 +65,7 @@ def run_torch(data_dir: str, epochs: int) -> dict:
     torch.set_num_threads(2)
     torch.manual_seed(0)
     data = load_dataset(f"mnist:{data_dir}", validation=0.1, seed=0)
-    model = _torch_model(torch)
+    model = torch_lenet(torch)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=RECIPE["lr"], momentum=RECIPE["momentum"],
         weight_decay=RECIPE["weight_decay"],
