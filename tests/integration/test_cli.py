@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from cnnkit import ShapeError, cli, cli_train, viz
@@ -261,3 +262,24 @@ def test_explain_equivariance_of_a_trained_run(capsys, tmp_path):
     report = json.loads(capsys.readouterr().out)
     text = json.dumps(report)
     assert "CONV(D=32, F=3, S=1, P=1)" in text and "POOL(max, F=2, S=2)" in text
+
+
+def test_predict_an_image_file(capsys, tmp_path):
+    image_module = pytest.importorskip("PIL.Image")
+    run = str(tmp_path / "run")
+    assert cli.main(["train", "--epochs", "1", "--quiet", "--out", run]) == 0
+    capsys.readouterr()
+    from cnnkit.data import load_optdigits
+
+    images, _ = load_optdigits("test")
+    path = tmp_path / "digit.png"
+    image_module.fromarray((images[0, 0] * 255).round().astype(np.uint8), mode="L").save(path)
+    assert cli.main(["predict", run, str(path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)[0]
+    assert result["input"] == str(path) and len(result["top"]) == 3
+    probabilities = [guess["probability"] for guess in result["top"]]
+    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.0001
+    wrong = tmp_path / "big.png"
+    image_module.new("L", (9, 8)).save(wrong)
+    assert cli.main(["predict", run, str(wrong)]) == 2
+    assert "the image is 8x9 but the network takes 8x8; resize it first" in capsys.readouterr().err
