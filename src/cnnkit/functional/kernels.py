@@ -212,19 +212,67 @@ def _avg_backward_wide(dy, dx):
                     dx[a_index, b_index, 2 * oh + 1, 2 * ow + 1] = share
 
 
+# --------------------------------------------------------------------------- im2col / col2im
+# For the IMAGES order of :mod:`cnnkit.functional.conv` (columns (N, C, KH, KW, OH, OW), the
+# order small layers use): NumPy's strided copy, and col2im's KH*KW strided additions, cost a
+# call each and walk rows of a few values, which dominates on LeNet-sized layers. The loops copy
+# and add whole rows (contiguous slices when the stride is 1). ``_fold_images`` adds each
+# pixel's contributions in the NumPy path's order (kernel offset (i, j) ascending, onto what is
+# there), so both paths give identical sums.
+
+
+def _unfold_images(x, kernel_h, kernel_w, stride_h, stride_w, out):
+    n_images, channels, _, _ = x.shape
+    out_h, out_w = out.shape[4], out.shape[5]
+    for n in range(n_images):
+        for c in range(channels):
+            for i in range(kernel_h):
+                for j in range(kernel_w):
+                    for oh in range(out_h):
+                        row = x[n, c, i + stride_h * oh]
+                        target = out[n, c, i, j, oh]
+                        if stride_w == 1:
+                            source = row[j : j + out_w]
+                            for ow in range(out_w):
+                                target[ow] = source[ow]
+                        else:
+                            for ow in range(out_w):
+                                target[ow] = row[j + stride_w * ow]
+
+
+def _fold_images(cols, kernel_h, kernel_w, stride_h, stride_w, x):
+    n_images, channels, _, _ = x.shape
+    out_h, out_w = cols.shape[4], cols.shape[5]
+    for n in range(n_images):
+        for c in range(channels):
+            for i in range(kernel_h):
+                for j in range(kernel_w):
+                    for oh in range(out_h):
+                        row = x[n, c, i + stride_h * oh]
+                        source = cols[n, c, i, j, oh]
+                        if stride_w == 1:
+                            target = row[j : j + out_w]
+                            for ow in range(out_w):
+                                target[ow] += source[ow]
+                        else:
+                            for ow in range(out_w):
+                                row[j + stride_w * ow] += source[ow]
+
+
 # Tinier arrays stay on NumPy: no compilation for toy sizes, and no gain there.
 MIN_ELEMENTS = 1 << 12
 
 _LOOPS: dict[str, object] = {}
 
 
-def _loop(name: str, layout: str):
+def _loop(name: str, layout: str | None = None):
     """The compiled loop, compiled on first use (importing cnnkit never imports numba).
 
     Serial on purpose: right after a matrix product OpenBLAS's threads still spin for a while,
     and a parallel loop fighting them for the two cores was sometimes twice as slow as this.
     """
-    name = f"{name}_{'last' if layout == NHWC else 'wide'}"
+    if layout is not None:
+        name = f"{name}_{'last' if layout == NHWC else 'wide'}"
     if name not in _LOOPS:
         _LOOPS[name] = numba.njit(cache=True)(globals()[name])
     return _LOOPS[name]
@@ -281,3 +329,36 @@ def avg_pool_2x2_backward(dy, input_shape, kernel, stride, padding):
     dx = empty(input_shape, dy.dtype, layout, np)
     _loop("_avg_backward", layout)(memory(dy, layout), memory(dx, layout))
     return dx
+
+
+def _windows_apply(padded, cols, kernel, stride) -> bool:
+    """Whether the im2col/col2im loops take these arrays (else NumPy does it)."""
+    if not _state["enabled"] or type(padded) is not np.ndarray or type(cols) is not np.ndarray:
+        return False
+    if padded.dtype != cols.dtype or padded.dtype not in (np.float32, np.float64):
+        return False
+    return WINDOW_MIN_ELEMENTS <= cols.size <= WINDOW_MAX_ELEMENTS
+
+
+# Per call: below, NumPy's few calls cost nothing worth compiling for; above, NumPy's strided
+# additions run long enough that the per-call cost no longer matters.
+WINDOW_MIN_ELEMENTS = 1 << 12
+WINDOW_MAX_ELEMENTS = 1 << 24
+
+
+def unfold_images(padded, kernel, stride, out) -> bool:
+    """im2col into ``out`` stored (N, C, KH, KW, OH, OW), as :func:`cnnkit.functional.windows.
+    unfold` writes it; False (nothing written) where the loop does not apply."""
+    if not _windows_apply(padded, out, kernel, stride):
+        return False
+    _loop("_unfold_images")(padded, kernel[0], kernel[1], stride[0], stride[1], out)
+    return True
+
+
+def fold_images(cols, padded, kernel, stride) -> bool:
+    """col2im of (N, C, KH, KW, OH, OW) ``cols`` added onto ``padded``, as :func:`cnnkit.
+    functional.windows.fold` does it; False (nothing added) where the loop does not apply."""
+    if not _windows_apply(padded, cols, kernel, stride):
+        return False
+    _loop("_fold_images")(cols, kernel[0], kernel[1], stride[0], stride[1], padded)
+    return True

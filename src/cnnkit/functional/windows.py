@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from cnnkit.backend import get_array_module
+from cnnkit.functional import kernels
 from cnnkit.functional.layout import (
     MEMORY_ORDER,
     NCHW,
@@ -119,6 +120,9 @@ def unfold(padded, kernel: tuple[int, int], stride: tuple[int, int], out, order=
         "ow": step_w * stride[1],
     }
     shape = tuple(sizes[axis] for axis in order)
+    if order == _CANONICAL and out.flags.c_contiguous:
+        if kernels.unfold_images(padded, kernel, stride, out.reshape(shape)):
+            return out
     windows = xp.lib.stride_tricks.as_strided(padded, shape, tuple(steps[a] for a in order))
     xp.copyto(out.reshape(shape), windows)
     return out
@@ -130,6 +134,8 @@ def fold(cols, padded, kernel: tuple[int, int], stride: tuple[int, int], order=R
     windows (overlapping windows) receive the sum of their contributions."""
     sizes = _sizes(padded.shape, kernel, stride)
     stored = cols.reshape(tuple(sizes[axis] for axis in order))
+    if order == _CANONICAL and kernels.fold_images(stored, padded, kernel, stride):
+        return padded
     canonical = stored.transpose(tuple(order.index(axis) for axis in _CANONICAL))
     for i, j, view in window_views(padded, kernel, stride):
         view += canonical[:, :, i, j]  # (N, C, OH, OW)
