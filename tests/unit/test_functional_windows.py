@@ -10,8 +10,8 @@ import pytest
 
 from cnnkit.functional import kernels
 from cnnkit.functional.conv import IMAGES, ConvPlan, conv2d_backward, conv2d_forward
-from cnnkit.functional.layout import CNHW, NCHW, in_layout
-from cnnkit.functional.windows import ROWS, _sizes, fold, unfold
+from cnnkit.functional.layout import CNHW, NCHW, NHWC, in_layout
+from cnnkit.functional.windows import COLUMNS, ROWS, _sizes, columns_shape, fold, fold_into, unfold
 
 torch = pytest.importorskip("torch")
 
@@ -133,3 +133,76 @@ def test_images_plan_matches_torch_both_ways(geometry, jit):
     np.testing.assert_allclose(dx, tx.grad.numpy(), **tolerance)
     np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=2e-4, atol=2e-3)
     np.testing.assert_allclose(db, dy.sum((0, 2, 3)), rtol=1e-5, atol=1e-4)
+
+
+# Channels-last input gradients (ROWS columns, the order of wide layers), written straight into
+# dx by ``fold_into``: (N, C, H, W), kernel, stride, ((top, bottom), (left, right)).
+ROWS_CASES = {
+    "3x3-pad1": ((3, 32, 12, 12), (3, 3), (1, 1), ((1, 1), (1, 1))),
+    "stride2-floor": ((2, 16, 15, 14), (3, 2), (2, 3), ((0, 1), (2, 0))),
+    "same-even": ((2, 8, 11, 10), (4, 4), (1, 1), ((1, 2), (1, 2))),
+    "alexnet-like": ((1, 3, 47, 47), (11, 11), (4, 4), ((0, 0), (0, 0))),
+}
+
+
+def _fold_numpy(dcols, shape, kernel, stride, padding):
+    """The NumPy path: fold into a zeroed padded array, then crop."""
+    n, c, h, w = shape
+    (top, bottom), (left, right) = padding
+    target = in_layout(np.zeros((n, c, h + top + bottom, w + left + right), dcols.dtype), NHWC)
+    fold(dcols, target, kernel, stride, ROWS)
+    return target[:, :, top : top + h, left : left + w]
+
+
+@pytest.mark.skipif(not kernels.jit_available(), reason="numba not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ROWS_CASES)
+def test_compiled_fold_into_gives_exactly_what_numpy_gives(case, dtype):
+    shape, kernel, stride, padding = ROWS_CASES[case]
+    n, c, h, w = shape
+    (top, bottom), (left, right) = padding
+    padded_shape = (n, c, h + top + bottom, w + left + right)
+    rng = np.random.default_rng(4)
+    dcols = rng.standard_normal(np.prod(columns_shape(padded_shape, kernel, stride, ROWS)))
+    dcols = dcols.astype(dtype)
+    dx = in_layout(np.full(shape, np.nan, dtype), NHWC)  # every element must be written
+    with kernels.use_jit(True):
+        assert fold_into(dcols, dx, kernel, stride, padding, ROWS)
+    np.testing.assert_array_equal(dx, _fold_numpy(dcols, shape, kernel, stride, padding))
+
+
+@pytest.mark.skipif(not kernels.jit_available(), reason="numba not installed")
+def test_fold_into_leaves_what_it_cannot_take_to_numpy():
+    shape, kernel, stride, padding = ROWS_CASES["3x3-pad1"]
+    size = np.prod(columns_shape((3, 32, 14, 14), kernel, stride, ROWS))
+    dcols = np.zeros(size, np.float32)
+    nhwc = in_layout(np.zeros(shape, np.float32), NHWC)
+    with kernels.use_jit(True):
+        assert not fold_into(dcols, np.zeros(shape, np.float32), kernel, stride, padding, ROWS)
+        assert not fold_into(dcols.astype(np.float64), nhwc, kernel, stride, padding, ROWS)
+        assert not fold_into(dcols, nhwc, kernel, stride, padding, COLUMNS)  # channels not last
+    with kernels.use_jit(False):
+        assert not fold_into(dcols, nhwc, kernel, stride, padding, ROWS)
+
+
+@pytest.mark.parametrize("jit", JIT)
+def test_rows_plan_matches_torch_both_ways(jit):
+    (n, c, h, w), kernel, stride, padding = ROWS_CASES["stride2-floor"]
+    rng = np.random.default_rng(5)
+    x = in_layout(rng.standard_normal((n, c, h, w)).astype(np.float32), NHWC)
+    weight = rng.standard_normal((24, c, *kernel)).astype(np.float32)
+    bias = rng.standard_normal(24).astype(np.float32)
+    plan = ConvPlan(ROWS, NHWC, NHWC, 1, False)
+    with kernels.use_jit(jit):
+        y, cache = conv2d_forward(x, weight, bias, stride=stride, padding=padding, plan=plan)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        dx, dw, _ = conv2d_backward(dy, cache)
+    (top, bottom), (left, right) = padding
+    tx = torch.from_numpy(x.astype(np.float64)).requires_grad_()
+    tw = torch.from_numpy(weight.astype(np.float64)).requires_grad_()
+    ty = torch.nn.functional.conv2d(
+        torch.nn.functional.pad(tx, (left, right, top, bottom)), tw, None, stride
+    )
+    ty.backward(torch.from_numpy(dy.astype(np.float64)))
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=2e-4, atol=2e-4)
+    np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=2e-4, atol=2e-3)

@@ -37,6 +37,7 @@ from cnnkit.functional.windows import (
     ROWS,
     Sides,
     fold,
+    fold_into,
     no_padding,
     output_hw,
     padded,
@@ -48,7 +49,7 @@ IMAGES = ("n", "c", "i", "j", "oh", "ow")  # (N, C*KH*KW, OH*OW): one column blo
 # Tuning constants, measured on the 2-core benchmark machine (see benchmarks/bench.py).
 NHWC_MIN_FILTERS = 32  # from this many filters the output is stored channels-last
 NHWC_MIN_CHANNELS = 8  # from this many input channels the columns are read channels-last
-CHUNK_BYTES = 1 << 20  # im2col bytes per chunk of images (a few MiB stay in cache)
+CHUNK_BYTES = 4 << 20  # im2col bytes per chunk of images (a few MiB stay in cache)
 KEEP_COLUMNS_BYTES = 256 << 10  # per image: backward reuses columns up to this size, else
 # it keeps the input and rebuilds them
 
@@ -261,6 +262,8 @@ def conv2d_backward(dy, cache: ConvCache, *, workspace=None, input_grad: bool = 
             continue
         dcols = _column_buffer(workspace, "dcolumns", plan, images * units, k, dy.dtype, xp)
         _input_product(chunk_grads, weights, dcols, plan, images, units)
+        if fold_into(dcols, dx[start:stop], (kh, kw), stride, padding, plan.order):
+            continue
         if no_padding(padding):
             target = dx[start:stop]
             target[...] = 0
@@ -286,6 +289,8 @@ def _weight_product(grads, cols, plan, images, units):
     batches = _as_batches(cols, plan.order, images, units)  # (N, K, OH*OW)
     if plan.out_layout == NHWC:
         d = grads.shape[-1]
+        if plan.order == COLUMNS:  # (K, M) @ (M, D): OpenBLAS runs this form faster
+            return xp.matmul(cols.reshape(-1, images * units), grads.reshape(-1, d)).T
         matrix = _as_matrix(cols, plan.order, images, units)
         if matrix is not None:
             return xp.matmul(grads.reshape(-1, d).T, matrix)

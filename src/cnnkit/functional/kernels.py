@@ -213,7 +213,10 @@ def _avg_backward_wide(dy, dx):
 
 
 # --------------------------------------------------------------------------- im2col / col2im
-# For the IMAGES order of :mod:`cnnkit.functional.conv` (columns (N, C, KH, KW, OH, OW), the
+# col2im for a convolution's input gradient (``fold_into``): NumPy's is KH*KW strided additions
+# into a zeroed padded array, then a cropped copy; the loops gather instead, so every input
+# pixel is written once (3-4x faster on the benchmark's 32->64 and 64->128 layers). For the
+# IMAGES order of :mod:`cnnkit.functional.conv` (columns (N, C, KH, KW, OH, OW), the
 # order small layers use): NumPy's strided copy, and col2im's KH*KW strided additions, cost a
 # call each and walk rows of a few values, which dominates on LeNet-sized layers. The loops copy
 # and add whole rows (contiguous slices when the stride is 1). ``_fold_images`` adds each
@@ -257,6 +260,37 @@ def _fold_images(cols, kernel_h, kernel_w, stride_h, stride_w, x):
                         else:
                             for ow in range(out_w):
                                 row[j + stride_w * ow] += source[ow]
+
+
+def _fold_last(cols, kernel_h, kernel_w, stride_h, stride_w, top, left, dx):
+    # cols (N, OH, OW, KH, KW, C), dx (N, H, W, C). Gather instead of scatter: each input pixel
+    # sums, in the NumPy path's order (kernel offset (i, j) ascending, from zero), the column
+    # entries that read it, and is written once.
+    n_images, height, width, channels = dx.shape
+    out_h, out_w = cols.shape[1], cols.shape[2]
+    for n in range(n_images):
+        for y in range(height):
+            for x in range(width):
+                target = dx[n, y, x]
+                for c in range(channels):
+                    target[c] = 0
+                for i in range(kernel_h):
+                    r = y + top - i
+                    if r < 0:
+                        break
+                    oh = r // stride_h
+                    if r % stride_h or oh >= out_h:
+                        continue
+                    for j in range(kernel_w):
+                        q = x + left - j
+                        if q < 0:
+                            break
+                        ow = q // stride_w
+                        if q % stride_w or ow >= out_w:
+                            continue
+                        source = cols[n, oh, ow, i, j]
+                        for c in range(channels):
+                            target[c] += source[c]
 
 
 # Tinier arrays stay on NumPy: no compilation for toy sizes, and no gain there.
@@ -361,4 +395,23 @@ def fold_images(cols, padded, kernel, stride) -> bool:
     if not _windows_apply(padded, cols, kernel, stride):
         return False
     _loop("_fold_images")(cols, kernel[0], kernel[1], stride[0], stride[1], padded)
+    return True
+
+
+def fold_into(cols, dx, kernel, stride, padding) -> bool:
+    """col2im straight into ``dx`` (N, C, H, W) stored channels-last. ``cols`` is a canonical
+    view (N, C, KH, KW, OH, OW) of a ROWS buffer. ``dx`` is overwritten, the padding dropped,
+    with exactly the values the NumPy path gives (fold into a zeroed padded array, then crop).
+    False (nothing written) where the loops do not apply."""
+    if not _state["enabled"] or type(dx) is not np.ndarray or type(cols) is not np.ndarray:
+        return False
+    if dx.dtype != cols.dtype or dx.dtype not in (np.float32, np.float64):
+        return False
+    if cols.size < WINDOW_MIN_ELEMENTS:
+        return False
+    stored = cols.transpose(0, 4, 5, 2, 3, 1)  # (N, OH, OW, KH, KW, C)
+    if layout_of(dx) != NHWC or not stored.flags.c_contiguous:
+        return False  # a gather over planes measured no faster than NumPy's additions
+    (top, _), (left, _) = padding
+    _loop("_fold_last")(stored, *kernel, *stride, top, left, memory(dx, NHWC))
     return True

@@ -142,6 +142,18 @@ def fold(cols, padded, kernel: tuple[int, int], stride: tuple[int, int], order=R
     return padded
 
 
+def fold_into(cols, dx, kernel: tuple[int, int], stride: tuple[int, int], padding: Sides, order):
+    """col2im of ``cols`` (laid out in ``order``) written straight into ``dx`` (N, C, H, W),
+    without the padding, where the compiled loops apply; returns False (nothing written) where
+    they do not, and the caller folds into a zeroed padded array instead (:func:`fold`)."""
+    n, c, h, w = dx.shape
+    (top, bottom), (left, right) = padding
+    sizes = _sizes((n, c, h + top + bottom, w + left + right), kernel, stride)
+    stored = cols.reshape(tuple(sizes[axis] for axis in order))
+    canonical = stored.transpose(tuple(order.index(axis) for axis in _CANONICAL))
+    return kernels.fold_into(canonical, dx, kernel, stride, padding)
+
+
 def im2col(x, kernel: tuple[int, int], stride: tuple[int, int], padding: Sides):
     """Every region each computational unit reads, as columns: (C, KH, KW, N, OH, OW).
 
