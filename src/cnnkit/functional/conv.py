@@ -26,10 +26,10 @@ from cnnkit.functional.layout import (
     NCHW,
     NHWC,
     Workspace,
-    empty,
     layout_of,
     memory,
     nchw,
+    result,
     scratch,
 )
 from cnnkit.functional.windows import (
@@ -187,7 +187,7 @@ def conv2d_forward(
     oh, ow = output_hw(source.shape[2:], (kh, kw), stride)
     units, k = oh * ow, c * kh * kw
     weights = _filters(w, plan.order)
-    y = empty((n, d, oh, ow), x.dtype, plan.out_layout, xp)
+    y = result(workspace, "y", (n, d, oh, ow), x.dtype, plan.out_layout, xp)
     stored = memory(y, plan.out_layout)  # (N, OH, OW, D) or (N, D, OH, OW)
     if plan.keep_columns:
         kept = _column_buffer(workspace, "columns", plan, n * units, k, x.dtype, xp)
@@ -248,7 +248,9 @@ def conv2d_backward(dy, cache: ConvCache, *, workspace=None, input_grad: bool = 
     dweights = xp.zeros((d, k), dtype=dy.dtype)
     if not plan.keep_columns:
         source = padded(saved, padding, layout=plan.source_layout, workspace=workspace, name="x")
-    dx = empty(input_shape, dy.dtype, plan.source_layout, xp) if input_grad else None
+    dx = None
+    if input_grad:
+        dx = result(workspace, "dx", input_shape, dy.dtype, plan.source_layout, xp)
     for start, stop in _chunks(n, _chunk(plan, n)):
         images = stop - start
         if plan.keep_columns:

@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from cnnkit.functional.layout import NHWC, empty, layout_of, memory
+from cnnkit.functional.layout import NHWC, layout_of, memory, result
 
 _AVAILABLE = importlib.util.find_spec("numba") is not None  # an optional dependency
 
@@ -293,6 +293,24 @@ def _fold_last(cols, kernel_h, kernel_w, stride_h, stride_w, top, left, dx):
                             target[c] += source[c]
 
 
+# --------------------------------------------------------------------------- ReLU
+# NumPy needs three passes and a temporary for ReLU's output and mask, and two for its
+# backward (a finiteness check, then the product); these loops make one each, over the arrays'
+# memory in whatever layout they share.
+
+
+def _relu_forward(x, y, mask):
+    for k in range(x.size):
+        value = x[k]
+        mask[k] = not value <= 0  # NaN passes its gradient, as in PyTorch
+        y[k] = value if value > 0 or value != value else 0  # exactly np.maximum(value, 0)
+
+
+def _relu_backward(dy, mask, dx):
+    for k in range(dy.size):
+        dx[k] = dy[k] if mask[k] else 0
+
+
 # Tinier arrays stay on NumPy: no compilation for toy sizes, and no gain there.
 MIN_ELEMENTS = 1 << 12
 
@@ -315,22 +333,22 @@ def _loop(name: str, layout: str | None = None):
 # --------------------------------------------------------------------------- entry points
 
 
-def max_pool_2x2(x, kernel, stride, padding):
+def max_pool_2x2(x, kernel, stride, padding, workspace=None):
     """``(y, rows, columns)`` as :func:`cnnkit.functional.pool.max_pool2d_forward` computes
     them for 2x2 windows with stride 2, or None where the kernel does not apply."""
     layout = _applies(x, kernel, stride, padding)
     if layout is None:
         return None
     n, c, h, w = x.shape
-    y = empty((n, c, h // 2, w // 2), x.dtype, layout, np)
-    rows = empty((n, c, h // 2, w // 2), bool, layout, np)
-    columns = empty((n, c, h, w // 2), bool, layout, np)
+    y = result(workspace, "y", (n, c, h // 2, w // 2), x.dtype, layout, np)
+    rows = result(workspace, "rows", (n, c, h // 2, w // 2), bool, layout, np)
+    columns = result(workspace, "columns", (n, c, h, w // 2), bool, layout, np)
     stored = [memory(array, layout) for array in (x, y, rows, columns)]
     _loop("_max_forward", layout)(*stored)
     return y, rows, columns
 
 
-def max_pool_2x2_backward(dy, rows, columns, input_shape, kernel, stride, padding):
+def max_pool_2x2_backward(dy, rows, columns, input_shape, kernel, stride, padding, workspace=None):
     """dx for finite ``dy``, as the NumPy path computes it, or None where the kernel does not
     apply (the caches must be stored in dy's layout)."""
     layout = _applies(dy, kernel, stride, padding)
@@ -340,27 +358,27 @@ def max_pool_2x2_backward(dy, rows, columns, input_shape, kernel, stride, paddin
         return None
     if tuple(input_shape[2:]) != (2 * dy.shape[2], 2 * dy.shape[3]):
         return None
-    dx = empty(input_shape, dy.dtype, layout, np)
+    dx = result(workspace, "dx", input_shape, dy.dtype, layout, np)
     stored = [memory(array, layout) for array in (dy, rows, columns, dx)]
     _loop("_max_backward", layout)(*stored)
     return dx
 
 
-def avg_pool_2x2(x, kernel, stride, padding):
+def avg_pool_2x2(x, kernel, stride, padding, workspace=None):
     layout = _applies(x, kernel, stride, padding)
     if layout is None:
         return None
     n, c, h, w = x.shape
-    y = empty((n, c, h // 2, w // 2), x.dtype, layout, np)
+    y = result(workspace, "y", (n, c, h // 2, w // 2), x.dtype, layout, np)
     _loop("_avg_forward", layout)(memory(x, layout), memory(y, layout))
     return y
 
 
-def avg_pool_2x2_backward(dy, input_shape, kernel, stride, padding):
+def avg_pool_2x2_backward(dy, input_shape, kernel, stride, padding, workspace=None):
     layout = _applies(dy, kernel, stride, padding)
     if layout is None or tuple(input_shape[2:]) != (2 * dy.shape[2], 2 * dy.shape[3]):
         return None
-    dx = empty(input_shape, dy.dtype, layout, np)
+    dx = result(workspace, "dx", input_shape, dy.dtype, layout, np)
     _loop("_avg_backward", layout)(memory(dy, layout), memory(dx, layout))
     return dx
 
@@ -415,3 +433,68 @@ def fold_into(cols, dx, kernel, stride, padding) -> bool:
     (top, _), (left, _) = padding
     _loop("_fold_last")(stored, *kernel, *stride, top, left, memory(dx, NHWC))
     return True
+
+
+def _like(workspace, name: str, x, dtype):
+    """A result array indexed like ``x`` and stored in the same memory order (C order, or a
+    layout of :mod:`cnnkit.functional.layout`), and that memory as a 1-D view; None for other
+    strides."""
+    if x.flags.c_contiguous:
+        array = _result(workspace, name, x.shape, dtype)
+        return array, array.reshape(-1)
+    layout = layout_of(x) if x.ndim == 4 else None
+    if layout is None:
+        return None
+    array = result(workspace, name, x.shape, dtype, layout, np)
+    return array, memory(array, layout).reshape(-1)
+
+
+def _result(workspace, name, shape, dtype):
+    return np.empty(shape, dtype) if workspace is None else workspace.result(name, shape, dtype, np)
+
+
+def _flat(x, like):
+    """``x``'s memory as a 1-D view when it is stored like ``like`` (else None)."""
+    if x.flags.c_contiguous and like.flags.c_contiguous:
+        return x.reshape(-1)
+    layout = layout_of(x) if x.ndim == 4 else None
+    if layout is None or layout_of(like) != layout:
+        return None
+    return memory(x, layout).reshape(-1)
+
+
+def _elementwise_applies(x) -> bool:
+    return (
+        _state["enabled"]
+        and type(x) is np.ndarray
+        and x.dtype in (np.float32, np.float64)
+        and x.size >= MIN_ELEMENTS
+    )
+
+
+def relu(x, workspace=None):
+    """``(y, mask)`` as :func:`cnnkit.functional.activation.relu_forward` computes them, stored
+    like ``x``, or None where the loop does not apply."""
+    if not _elementwise_applies(x):
+        return None
+    outputs = _like(workspace, "y", x, x.dtype)
+    if outputs is None:
+        return None
+    y, flat_y = outputs
+    mask, flat_mask = _like(workspace, "mask", x, bool)
+    _loop("_relu_forward")(_flat(x, x), flat_y, flat_mask)
+    return y, mask
+
+
+def relu_backward(dy, mask, workspace=None):
+    """``dy`` where ``mask``, else 0 (PyTorch's rule, whatever dy holds), or None where the loop
+    does not apply (``dy`` and the mask stored differently)."""
+    if not _elementwise_applies(dy) or mask.shape != dy.shape:
+        return None
+    flat_mask = _flat(mask, dy)
+    outputs = _like(workspace, "dx", dy, dy.dtype)
+    if flat_mask is None or outputs is None:
+        return None
+    dx, flat_dx = outputs
+    _loop("_relu_backward")(_flat(dy, dy), flat_mask, flat_dx)
+    return dx

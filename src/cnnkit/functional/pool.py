@@ -103,13 +103,15 @@ def _running_max(x, axis: int, taps: int, step: int, count: int):
     return values, index
 
 
-def max_pool2d_forward(x, *, kernel: tuple[int, int], stride: tuple[int, int], padding: Sides):
+def max_pool2d_forward(
+    x, *, kernel: tuple[int, int], stride: tuple[int, int], padding: Sides, workspace=None
+):
     """Largest value of each window: x (N, C, H, W) -> y (N, C, OH, OW). Returns ``(y, cache)``.
 
     On ties the first offset in row-major window order wins, and NaN propagates, as in PyTorch.
     """
     xp = get_array_module(x)
-    compiled = kernels.max_pool_2x2(x, kernel, stride, padding)
+    compiled = kernels.max_pool_2x2(x, kernel, stride, padding, workspace)
     if compiled is not None:
         y, rows, columns = compiled
         if xp.isnan(y.sum()):
@@ -186,7 +188,7 @@ def _scatter(grads, index, out, axis: int, taps: int, step: int, tiles: bool):
             view += xp.where(chosen, grads, 0)
 
 
-def max_pool2d_backward(dy, cache: MaxPoolCache):
+def max_pool2d_backward(dy, cache: MaxPoolCache, workspace=None):
     """Route each window's gradient to the input that won it: first to the winning row of the
     window, then to the winning column of that row.
 
@@ -203,7 +205,7 @@ def max_pool2d_backward(dy, cache: MaxPoolCache):
     finite = bool(xp.isfinite(dy.sum()))
     if finite:
         compiled = kernels.max_pool_2x2_backward(
-            dy, rows, columns, input_shape, kernel, stride, padding
+            dy, rows, columns, input_shape, kernel, stride, padding, workspace
         )
         if compiled is not None:
             return compiled
@@ -221,9 +223,11 @@ def max_pool2d_backward(dy, cache: MaxPoolCache):
     return _unpad(dpadded, input_shape, padding)
 
 
-def avg_pool2d_forward(x, *, kernel: tuple[int, int], stride: tuple[int, int], padding: Sides):
+def avg_pool2d_forward(
+    x, *, kernel: tuple[int, int], stride: tuple[int, int], padding: Sides, workspace=None
+):
     """Mean of each window (padding counts as zeros): x (N, C, H, W) -> y (N, C, OH, OW)."""
-    compiled = kernels.avg_pool_2x2(x, kernel, stride, padding)
+    compiled = kernels.avg_pool_2x2(x, kernel, stride, padding, workspace)
     if compiled is not None:
         return compiled, AvgPoolCache(x.shape, kernel, stride, padding)
     source = padded(x, padding)
@@ -248,12 +252,12 @@ def _running_sum(x, axis: int, taps: int, step: int, count: int):
     return total
 
 
-def avg_pool2d_backward(dy, cache: AvgPoolCache):
+def avg_pool2d_backward(dy, cache: AvgPoolCache, workspace=None):
     """Spread each window's gradient evenly over it: dy (N, C, OH, OW) -> dx (N, C, H, W)."""
     input_shape, kernel, stride, padding = cache
     xp = get_array_module(dy)
     (kh, kw) = kernel
-    compiled = kernels.avg_pool_2x2_backward(dy, input_shape, kernel, stride, padding)
+    compiled = kernels.avg_pool_2x2_backward(dy, input_shape, kernel, stride, padding, workspace)
     if compiled is not None:
         return compiled
     layout = layout_of(dy) or NCHW

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cnnkit.backend import is_array
 from cnnkit.errors import DTypeError
 from cnnkit.functional.activation import relu_backward, relu_forward
+from cnnkit.functional.layout import Workspace
 from cnnkit.layers.base import Layer, check_shape_like
 
 
@@ -13,6 +14,7 @@ class ReLU(Layer):
 
     def __init__(self) -> None:
         self._mask = None
+        self._workspace = Workspace()  # result memory reused from call to call
 
     def forward(self, x):
         if not is_array(x) or x.dtype.kind != "f":
@@ -21,10 +23,10 @@ class ReLU(Layer):
                 f"ReLU(): expected a floating-point array, got {got}; "
                 "convert with np.asarray(x, dtype=np.float32)"
             )
-        y, self._mask = relu_forward(x)
+        y, self._mask = relu_forward(x, self._workspace)
         return y
 
     def backward(self, dy):
         mask = self._cached(self._mask)
         check_shape_like("ReLU()", dy, mask.shape)
-        return relu_backward(dy, mask)
+        return relu_backward(dy, mask, self._workspace)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cnnkit import shapes
 from cnnkit.errors import ConfigError, ShapeError
+from cnnkit.functional.layout import Workspace
 from cnnkit.functional.pool import (
     avg_pool2d_backward,
     avg_pool2d_forward,
@@ -33,6 +34,7 @@ class _Pool2d(Layer):
                 )
         self.rounding = check_rounding(owner, rounding)
         self._cache = None
+        self._workspace = Workspace()  # result memory reused from call to call
 
     @property
     def sides(self):
@@ -72,7 +74,11 @@ class _Pool2d(Layer):
         check_array(repr(self), x, 4, "(N, C, H, W)")
         self.output_shape(x.shape)
         y, self._cache = type(self)._forward(
-            x, kernel=self.kernel_size, stride=self.stride, padding=self.sides
+            x,
+            kernel=self.kernel_size,
+            stride=self.stride,
+            padding=self.sides,
+            workspace=self._workspace,
         )
         self._output_shape = y.shape
         return y
@@ -81,7 +87,7 @@ class _Pool2d(Layer):
         """dy (N, C, OH, OW) -> dx (N, C, H, W)."""
         cache = self._cached(self._cache)
         check_shape_like(repr(self), dy, self._output_shape)
-        return type(self)._backward(dy, cache)
+        return type(self)._backward(dy, cache, self._workspace)
 
 
 class MaxPool2d(_Pool2d):
