@@ -89,6 +89,7 @@ def _applies(x, kernel, stride, padding) -> str | None:
 
 def _max_forward_last(x, y, rows, columns):
     n_images, height, width, channels = x.shape
+    has_nan = False
     for n in range(n_images):
         for oh in range(height // 2):
             for ow in range(width // 2):
@@ -101,12 +102,16 @@ def _max_forward_last(x, y, rows, columns):
                     b = x[n, 2 * oh + 1, 2 * ow + 1, c]
                     bottom = np.maximum(a, b)
                     columns[n, 2 * oh + 1, ow, c] = b > a
-                    y[n, oh, ow, c] = np.maximum(top, bottom)
+                    largest = np.maximum(top, bottom)
+                    y[n, oh, ow, c] = largest
                     rows[n, oh, ow, c] = bottom > top
+                    has_nan |= largest != largest
+    return has_nan
 
 
 def _max_forward_wide(x, y, rows, columns):
     n_outer, n_inner, height, width = x.shape
+    has_nan = False
     for a_index in range(n_outer):
         for b_index in range(n_inner):
             for oh in range(height // 2):
@@ -119,26 +124,29 @@ def _max_forward_wide(x, y, rows, columns):
                     b = x[a_index, b_index, 2 * oh + 1, 2 * ow + 1]
                     bottom = np.maximum(a, b)
                     columns[a_index, b_index, 2 * oh + 1, ow] = b > a
-                    y[a_index, b_index, oh, ow] = np.maximum(top, bottom)
+                    largest = np.maximum(top, bottom)
+                    y[a_index, b_index, oh, ow] = largest
                     rows[a_index, b_index, oh, ow] = bottom > top
+                    has_nan |= largest != largest
+    return has_nan
 
 
 def _max_backward_last(dy, rows, columns, dx):
-    # As the NumPy path: second = g * pick, first = g - second, row stage then column stage.
+    # Each gradient goes to its window's winner, zeros elsewhere: what the NumPy path gives
+    # (for any dy, inf and NaN included; a select rather than the NumPy path's product).
     n_images, out_h, out_w, channels = dy.shape
     for n in range(n_images):
         for oh in range(out_h):
             for ow in range(out_w):
                 for c in range(channels):
                     g = dy[n, oh, ow, c]
-                    lower = g * rows[n, oh, ow, c]
-                    upper = g - lower
-                    right = upper * columns[n, 2 * oh, ow, c]
-                    dx[n, 2 * oh, 2 * ow, c] = upper - right
-                    dx[n, 2 * oh, 2 * ow + 1, c] = right
-                    right = lower * columns[n, 2 * oh + 1, ow, c]
-                    dx[n, 2 * oh + 1, 2 * ow, c] = lower - right
-                    dx[n, 2 * oh + 1, 2 * ow + 1, c] = right
+                    lower = rows[n, oh, ow, c]
+                    right = columns[n, 2 * oh, ow, c]
+                    dx[n, 2 * oh, 2 * ow, c] = 0.0 if lower or right else g
+                    dx[n, 2 * oh, 2 * ow + 1, c] = g if right and not lower else 0.0
+                    right = columns[n, 2 * oh + 1, ow, c]
+                    dx[n, 2 * oh + 1, 2 * ow, c] = g if lower and not right else 0.0
+                    dx[n, 2 * oh + 1, 2 * ow + 1, c] = g if lower and right else 0.0
 
 
 def _max_backward_wide(dy, rows, columns, dx):
@@ -148,14 +156,13 @@ def _max_backward_wide(dy, rows, columns, dx):
             for oh in range(out_h):
                 for ow in range(out_w):
                     g = dy[a_index, b_index, oh, ow]
-                    lower = g * rows[a_index, b_index, oh, ow]
-                    upper = g - lower
-                    right = upper * columns[a_index, b_index, 2 * oh, ow]
-                    dx[a_index, b_index, 2 * oh, 2 * ow] = upper - right
-                    dx[a_index, b_index, 2 * oh, 2 * ow + 1] = right
-                    right = lower * columns[a_index, b_index, 2 * oh + 1, ow]
-                    dx[a_index, b_index, 2 * oh + 1, 2 * ow] = lower - right
-                    dx[a_index, b_index, 2 * oh + 1, 2 * ow + 1] = right
+                    lower = rows[a_index, b_index, oh, ow]
+                    right = columns[a_index, b_index, 2 * oh, ow]
+                    dx[a_index, b_index, 2 * oh, 2 * ow] = 0.0 if lower or right else g
+                    dx[a_index, b_index, 2 * oh, 2 * ow + 1] = g if right and not lower else 0.0
+                    right = columns[a_index, b_index, 2 * oh + 1, ow]
+                    dx[a_index, b_index, 2 * oh + 1, 2 * ow] = g if lower and not right else 0.0
+                    dx[a_index, b_index, 2 * oh + 1, 2 * ow + 1] = g if lower and right else 0.0
 
 
 def _avg_forward_last(x, y):
@@ -334,8 +341,9 @@ def _loop(name: str, layout: str | None = None):
 
 
 def max_pool_2x2(x, kernel, stride, padding, workspace=None):
-    """``(y, rows, columns)`` as :func:`cnnkit.functional.pool.max_pool2d_forward` computes
-    them for 2x2 windows with stride 2, or None where the kernel does not apply."""
+    """``(y, rows, columns, has_nan)``: the first three as :func:`cnnkit.functional.pool.
+    max_pool2d_forward` computes them for 2x2 windows with stride 2 (valid when ``has_nan`` is
+    False; NaN follows another rule), or None where the kernel does not apply."""
     layout = _applies(x, kernel, stride, padding)
     if layout is None:
         return None
@@ -344,13 +352,13 @@ def max_pool_2x2(x, kernel, stride, padding, workspace=None):
     rows = result(workspace, "rows", (n, c, h // 2, w // 2), bool, layout, np)
     columns = result(workspace, "columns", (n, c, h, w // 2), bool, layout, np)
     stored = [memory(array, layout) for array in (x, y, rows, columns)]
-    _loop("_max_forward", layout)(*stored)
-    return y, rows, columns
+    has_nan = _loop("_max_forward", layout)(*stored)
+    return y, rows, columns, has_nan
 
 
 def max_pool_2x2_backward(dy, rows, columns, input_shape, kernel, stride, padding, workspace=None):
-    """dx for finite ``dy``, as the NumPy path computes it, or None where the kernel does not
-    apply (the caches must be stored in dy's layout)."""
+    """dx as the NumPy path computes it (equal values; a zero may differ in sign), or None
+    where the kernel does not apply (the caches must be stored in dy's layout)."""
     layout = _applies(dy, kernel, stride, padding)
     if layout is None or rows is None or columns is None:
         return None

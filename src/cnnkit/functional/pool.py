@@ -113,8 +113,8 @@ def max_pool2d_forward(
     xp = get_array_module(x)
     compiled = kernels.max_pool_2x2(x, kernel, stride, padding, workspace)
     if compiled is not None:
-        y, rows, columns = compiled
-        if xp.isnan(y.sum()):
+        y, rows, columns, has_nan = compiled
+        if has_nan:
             return _max_pool_with_nan(x, x.shape, kernel, stride, padding)
         return y, MaxPoolCache(rows, columns, x.shape, kernel, stride, padding)
     source = padded(x, padding, value=-xp.inf)
@@ -202,13 +202,12 @@ def max_pool2d_backward(dy, cache: MaxPoolCache, workspace=None):
     oh, ow = dy.shape[2:]
     layout = layout_of(dy) or NCHW
     read_rows = sh * (oh - 1) + kh
+    compiled = kernels.max_pool_2x2_backward(
+        dy, rows, columns, input_shape, kernel, stride, padding, workspace
+    )
+    if compiled is not None:
+        return compiled
     finite = bool(xp.isfinite(dy.sum()))
-    if finite:
-        compiled = kernels.max_pool_2x2_backward(
-            dy, rows, columns, input_shape, kernel, stride, padding, workspace
-        )
-        if compiled is not None:
-            return compiled
     tiles_h = finite and sh == kh
     tiles_w = finite and sw == kw and ow * sw == w + left + right
     segments = empty((n, c, read_rows, ow), dy.dtype, layout, xp)
