@@ -62,6 +62,25 @@ def test_compiled_unfold_and_fold_give_exactly_what_numpy_gives(case, layout, dt
 
 
 @pytest.mark.skipif(not kernels.jit_available(), reason="numba not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES)
+def test_compiled_fold_of_columns_order_gives_exactly_what_numpy_gives(case, dtype):
+    """COLUMNS (C, KH, KW, N, OH, OW) goes through the same loop, on a transposed view."""
+    shape, kernel, stride = CASES[case]
+    rng = np.random.default_rng(6)
+    sizes = _sizes(shape, kernel, stride)
+    dcols = rng.standard_normal([sizes[axis] for axis in COLUMNS]).astype(dtype)
+    start = rng.standard_normal(shape).astype(dtype)
+    results = {}
+    for jit in (False, True):
+        with kernels.use_jit(jit):
+            target = start.copy()
+            fold(dcols, target, kernel, stride, COLUMNS)
+            results[jit] = target
+    np.testing.assert_array_equal(results[True], results[False])
+
+
+@pytest.mark.skipif(not kernels.jit_available(), reason="numba not installed")
 def test_loops_take_only_what_they_can():
     shape, kernel, stride = CASES["lenet-conv2"]
     x = np.zeros(shape, np.float32)

@@ -216,6 +216,20 @@ def test_flatten_is_c_h_w_order():
     assert Flatten(0, 1).output_shape((2, 3, 4)) == (6, 4)
 
 
+def test_flatten_hands_the_gradient_back_stored_like_its_input():
+    """A channels-last input (a wide conv's output) gets a channels-last gradient, which the
+    layer before reads on its fast path; values are the same either way."""
+    from cnnkit.functional.layout import NHWC, in_layout, layout_of
+
+    x = in_layout(np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2), NHWC)
+    flatten = Flatten()
+    np.testing.assert_array_equal(flatten.forward(x)[1], np.arange(12, 24))
+    dy = np.arange(24, dtype=np.float32).reshape(2, 12)
+    dx = flatten.backward(dy)
+    assert layout_of(dx) == NHWC
+    np.testing.assert_array_equal(dx, dy.reshape(2, 3, 2, 2))
+
+
 def test_cross_entropy_is_stable_for_huge_logits():
     loss = cnnkit.CrossEntropyLoss()
     value = loss.forward(np.array([[1000.0, 0.0], [0.0, 1000.0]]), np.array([0, 0]))

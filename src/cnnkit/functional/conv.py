@@ -241,9 +241,7 @@ def conv2d_backward(dy, cache: ConvCache, *, workspace=None, input_grad: bool = 
     grads = memory(dy, plan.out_layout)
     if not grads.flags.c_contiguous:
         grads = xp.ascontiguousarray(grads)  # (N, OH, OW, D) or (N, D, OH, OW)
-    db = None
-    if has_bias:
-        db = grads.reshape(-1, d).sum(axis=0) if plan.out_layout == NHWC else grads.sum((0, 2, 3))
+    db = _bias_gradient(grads, plan.out_layout, workspace) if has_bias else None
     weights = _filters(w, plan.order)
     dweights = xp.zeros((d, k), dtype=dy.dtype)
     if not plan.keep_columns:
@@ -276,6 +274,17 @@ def conv2d_backward(dy, cache: ConvCache, *, workspace=None, input_grad: bool = 
             fold(dcols, target, (kh, kw), stride, plan.order)
             dx[start:stop] = target[:, :, top : top + h, left : left + width]
     return dx, _unfilter(dweights, w.shape, plan.order), db
+
+
+def _bias_gradient(grads, out_layout, workspace):
+    """Sum of dy over every unit of each depth slice: (D,). A product with a vector of ones
+    runs several times faster than NumPy's reduction over the leading axis of (N*OH*OW, D)."""
+    xp = get_array_module(grads)
+    if out_layout != NHWC:
+        return grads.sum((0, 2, 3))
+    rows = grads.reshape(-1, grads.shape[-1])  # (N*OH*OW, D)
+    ones = scratch(workspace, "ones", (rows.shape[0],), grads.dtype, xp, fill=1.0)
+    return xp.matmul(ones, rows)
 
 
 def padded_zeros(workspace, shape, dtype, layout, xp):

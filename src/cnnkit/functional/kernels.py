@@ -220,15 +220,16 @@ def _avg_backward_wide(dy, dx):
 
 
 # --------------------------------------------------------------------------- im2col / col2im
-# col2im for a convolution's input gradient (``fold_into``): NumPy's is KH*KW strided additions
-# into a zeroed padded array, then a cropped copy; the loops gather instead, so every input
-# pixel is written once (3-4x faster on the benchmark's 32->64 and 64->128 layers). For the
-# IMAGES order of :mod:`cnnkit.functional.conv` (columns (N, C, KH, KW, OH, OW), the
-# order small layers use): NumPy's strided copy, and col2im's KH*KW strided additions, cost a
-# call each and walk rows of a few values, which dominates on LeNet-sized layers. The loops copy
-# and add whole rows (contiguous slices when the stride is 1). ``_fold_images`` adds each
-# pixel's contributions in the NumPy path's order (kernel offset (i, j) ascending, onto what is
-# there), so both paths give identical sums.
+# Channels-last (ROWS) columns, the order of wide layers: col2im for the input gradient
+# (``fold_into``) is, in NumPy, KH*KW strided additions into a zeroed padded array, then a
+# cropped copy; ``_fold_last`` gathers instead, so every input pixel is written once (3-4x
+# faster on the benchmark's 32->64 and 64->128 layers).
+# Columns with OW innermost (the IMAGES order small layers use, (N, C, KH, KW, OH, OW), and
+# COLUMNS): NumPy's strided copy, and col2im's KH*KW strided additions, cost a call each and
+# walk rows of a few values, which dominates on LeNet-sized layers. The loops copy and add whole
+# rows (contiguous slices when the stride is 1); col2im of COLUMNS runs through the same loop on
+# a transposed view. ``_fold_images`` adds each pixel's contributions in the NumPy path's order
+# (kernel offset (i, j) ascending, onto what is there), so both paths give identical sums.
 
 
 def _unfold_images(x, kernel_h, kernel_w, stride_h, stride_w, out):
@@ -416,8 +417,9 @@ def unfold_images(padded, kernel, stride, out) -> bool:
 
 
 def fold_images(cols, padded, kernel, stride) -> bool:
-    """col2im of (N, C, KH, KW, OH, OW) ``cols`` added onto ``padded``, as :func:`cnnkit.
-    functional.windows.fold` does it; False (nothing added) where the loop does not apply."""
+    """col2im of ``cols`` indexed (N, C, KH, KW, OH, OW) (any strides; rows of OW values read
+    fastest when contiguous) added onto ``padded``, as :func:`cnnkit.functional.windows.fold`
+    does it; False (nothing added) where the loop does not apply."""
     if not _windows_apply(padded, cols, kernel, stride):
         return False
     _loop("_fold_images")(cols, kernel[0], kernel[1], stride[0], stride[1], padded)

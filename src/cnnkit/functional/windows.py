@@ -134,9 +134,9 @@ def fold(cols, padded, kernel: tuple[int, int], stride: tuple[int, int], order=R
     windows (overlapping windows) receive the sum of their contributions."""
     sizes = _sizes(padded.shape, kernel, stride)
     stored = cols.reshape(tuple(sizes[axis] for axis in order))
-    if order == _CANONICAL and kernels.fold_images(stored, padded, kernel, stride):
-        return padded
     canonical = stored.transpose(tuple(order.index(axis) for axis in _CANONICAL))
+    if order[-1] == "ow" and kernels.fold_images(canonical, padded, kernel, stride):
+        return padded  # the loop reads rows of OW values: IMAGES or COLUMNS
     for i, j, view in window_views(padded, kernel, stride):
         view += canonical[:, :, i, j]  # (N, C, OH, OW)
     return padded

@@ -6,6 +6,7 @@ import math
 
 from cnnkit.backend import is_array
 from cnnkit.errors import ConfigError, DTypeError, ShapeError
+from cnnkit.functional.layout import NCHW, in_layout, layout_of
 from cnnkit.layers.base import Layer, check_shape_like
 
 
@@ -23,6 +24,7 @@ class Flatten(Layer):
         self.start_dim = start_dim
         self.end_dim = end_dim
         self._input_shape = None
+        self._input_layout = None
 
     def extra_repr(self) -> str:
         if (self.start_dim, self.end_dim) == (1, -1):
@@ -49,9 +51,15 @@ class Flatten(Layer):
                 f"{self!r}: expected an array, got {type(x).__name__}; use np.asarray(x)"
             )
         self._input_shape = x.shape
+        self._input_layout = layout_of(x) if x.ndim == 4 else None
         return x.reshape(self.output_shape(x.shape))
 
     def backward(self, dy):
+        """The gradient, stored like the forward's input was (channels-last, say), so the layer
+        before reads it on its fast path."""
         input_shape = self._cached(self._input_shape)
         check_shape_like(repr(self), dy, self.output_shape(input_shape))
-        return dy.reshape(input_shape)
+        dx = dy.reshape(input_shape)
+        if self._input_layout not in (None, NCHW) and dx.ndim == 4:
+            dx = in_layout(dx, self._input_layout)
+        return dx
