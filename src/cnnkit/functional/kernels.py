@@ -60,8 +60,9 @@ def use_jit(enabled: bool):
         _state["enabled"] = previous
 
 
-def _applies(x, kernel, stride, padding) -> str | None:
-    """The memory layout to run a 2x2 kernel on, or None when NumPy must do it."""
+def _applies(x, kernel, stride, padding, input_hw=None) -> str | None:
+    """The memory layout to run a 2x2 kernel on ``x`` (the input, or in backward the gradient
+    of an input of ``input_hw``), or None when NumPy must do it."""
     if not _state["enabled"] or type(x) is not np.ndarray:
         return None
     if x.dtype != np.float32 and x.dtype != np.float64:
@@ -69,7 +70,7 @@ def _applies(x, kernel, stride, padding) -> str | None:
     if x.size < MIN_ELEMENTS:
         return None
     (top, bottom), (left, right) = padding
-    h, w = x.shape[2:]
+    h, w = x.shape[2:] if input_hw is None else input_hw
     if tuple(kernel) != (2, 2) or tuple(stride) != (2, 2) or top or bottom or left or right:
         return None
     if h % 2 or w % 2 or not x.size:
@@ -360,7 +361,7 @@ def max_pool_2x2(x, kernel, stride, padding, workspace=None):
 def max_pool_2x2_backward(dy, rows, columns, input_shape, kernel, stride, padding, workspace=None):
     """dx as the NumPy path computes it (equal values; a zero may differ in sign), or None
     where the kernel does not apply (the caches must be stored in dy's layout)."""
-    layout = _applies(dy, kernel, stride, padding)
+    layout = _applies(dy, kernel, stride, padding, input_shape[2:])
     if layout is None or rows is None or columns is None:
         return None
     if layout_of(rows) != layout or layout_of(columns) != layout:
@@ -384,7 +385,7 @@ def avg_pool_2x2(x, kernel, stride, padding, workspace=None):
 
 
 def avg_pool_2x2_backward(dy, input_shape, kernel, stride, padding, workspace=None):
-    layout = _applies(dy, kernel, stride, padding)
+    layout = _applies(dy, kernel, stride, padding, input_shape[2:])
     if layout is None or tuple(input_shape[2:]) != (2 * dy.shape[2], 2 * dy.shape[3]):
         return None
     dx = result(workspace, "dx", input_shape, dy.dtype, layout, np)
