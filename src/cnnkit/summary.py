@@ -36,9 +36,11 @@ activation_bytes
     before it had 32 filters or more, whose output the engine stores channels-last.
 cache_bytes
     What the layer keeps from forward for backward, read off the layers' caches:
-    Conv2d keeps its im2col columns (C*KH*KW*OH*OW values of the dtype) when they take at most
-    256 KiB per example, else its input (C*H*W values; backward rebuilds the columns from it),
-    by ``cnnkit.functional.conv.keeps_columns``; the weight it also references is the parameter
+    Conv2d keeps its im2col columns (C*KH*KW*OH*OW values of the dtype, plus OH*OW ones when
+    the bias rides in the products: fewer than 8 input channels read NCHW into 32 filters or
+    more, see ``cnnkit.functional.conv.column_taps``) when they take at most 256 KiB per
+    example, else its input (C*H*W values; backward rebuilds the columns from it), by
+    ``cnnkit.functional.conv.keeps_columns``; the weight it also references is the parameter
     itself. MaxPool2d keeps which window row won, per output element, and which column won
     each row segment its windows read, per (read row, output column): a bool each for 2
     offsets (1 byte), uint8 up to 256 offsets, int16 or int32 beyond (see
@@ -108,7 +110,8 @@ from cnnkit.architecture import (
     volume_text,
 )
 from cnnkit.errors import ConfigError, DTypeError
-from cnnkit.functional.conv import NHWC_MIN_FILTERS, keeps_columns
+from cnnkit.functional.conv import NHWC_MIN_FILTERS, column_taps, keeps_columns
+from cnnkit.functional.layout import NCHW, NHWC
 from cnnkit.functional.pool import max_pool_kept_bytes
 from cnnkit.spec import parse
 
@@ -235,7 +238,9 @@ def _rows(steps: tuple[Step, ...], batch: int, dtype_bytes: int, floor: bool) ->
     for step in steps:
         field = _next_field(step.spec, field)
         copies = isinstance(step.spec, FlattenSpec) and channels_last
-        rows.append(_row(step, batch, dtype_bytes, floor, field, flatten_copies=copies))
+        rows.append(
+            _row(step, batch, dtype_bytes, floor, field, channels_last, flatten_copies=copies)
+        )
         if isinstance(step.spec, ConvSpec):
             channels_last = step.spec.depth >= NHWC_MIN_FILTERS
     return tuple(rows)
@@ -253,7 +258,14 @@ def _next_field(spec, field):
 
 
 def _row(
-    step: Step, batch: int, dtype_bytes: int, floor: bool, field, *, flatten_copies: bool
+    step: Step,
+    batch: int,
+    dtype_bytes: int,
+    floor: bool,
+    field,
+    channels_last: bool,
+    *,
+    flatten_copies: bool,
 ) -> Row:
     spec, out = step.spec, step.output_shape
     elements = math.prod(out)
@@ -273,7 +285,7 @@ def _row(
         fc_connections=fc_connections,
         macs=macs,
         activation_bytes=activation,
-        cache_bytes=_cache_bytes(step, dtype_bytes),
+        cache_bytes=_cache_bytes(step, dtype_bytes, channels_last),
         receptive_field=None if field is None else field[:2],
         jump=None if field is None else field[2:],
         notes=step.notes,
@@ -303,12 +315,14 @@ def _counts(step: Step) -> tuple[int, int, int, int | None, int]:
     return 0, 0, 1, None, 0
 
 
-def _cache_bytes(step: Step, dtype_bytes: int) -> int:
+def _cache_bytes(step: Step, dtype_bytes: int, channels_last: bool) -> int:
     """Bytes the layer's forward keeps for backward, per example (see the module docs)."""
     spec, inp, out = step.spec, step.input_shape, step.output_shape
     if isinstance(spec, ConvSpec):
         if keeps_columns(inp[0], spec.kernel, out[1:], dtype_bytes):
-            return inp[0] * spec.kernel[0] * spec.kernel[1] * out[1] * out[2] * dtype_bytes
+            layout = NHWC if channels_last else NCHW
+            taps = column_taps(inp[0], spec.kernel, spec.depth, layout, spec.bias)
+            return taps * out[1] * out[2] * dtype_bytes
         return math.prod(inp) * dtype_bytes
     if isinstance(spec, PoolSpec):
         if spec.kind == "max":

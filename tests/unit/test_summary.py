@@ -216,11 +216,18 @@ def _kept_bytes(layer) -> int:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_backward_memory_equals_the_caches_of_a_real_forward(dtype):
-    text = (
+@pytest.mark.parametrize(
+    "text",
+    [
         "INPUT(3x10x10) - CONV(D=4, F=3, S=1, P=1) - RELU - POOL(max, F=2) "
-        "- POOL(avg, F=3, S=1, P=1) - CONV(D=6, F=3, S=2) - RELU - FC(7) - RELU - FC(5)"
-    )
+        "- POOL(avg, F=3, S=1, P=1) - CONV(D=6, F=3, S=2) - RELU - FC(7) - RELU - FC(5)",
+        # wide layers: channels-last outputs, the bias in the first layer's products
+        "INPUT(3x10x10) - CONV(D=32, F=3, P=1) - RELU - POOL(max, F=2) - CONV(D=32, F=3) "
+        "- RELU - CONV(D=8, F=3, bias=false) - FC(5)",
+    ],
+    ids=["narrow", "wide"],
+)
+def test_backward_memory_equals_the_caches_of_a_real_forward(text, dtype):
     batch = 3
     model = parse(text).build(rng=np.random.default_rng(0), dtype=dtype)
     x = np.zeros((batch, 3, 10, 10), dtype=dtype)
