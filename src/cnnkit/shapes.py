@@ -208,7 +208,7 @@ def output_size(
 
 
 def output_hw(
-    owner: str,
+    owner,
     input_hw: tuple[int, int],
     kernel: tuple[int, int],
     stride: tuple[int, int],
@@ -220,7 +220,8 @@ def output_hw(
 ) -> tuple[int, int]:
     """Output (height, width) of a window sliding over ``input_hw``, or one :class:`ShapeError`.
 
-    ``owner`` names the layer in the message, e.g. ``Conv2d(3, 16, kernel_size=3, stride=2)``.
+    ``owner`` names the layer in the message, e.g. ``Conv2d(3, 16, kernel_size=3, stride=2)``
+    (a string, or the layer itself, whose repr is then built only for an error).
     When both axes fail the same way the message says it once; otherwise it labels each axis.
     """
     problems = []

@@ -102,8 +102,11 @@ class WeightedLayer(Layer):
             self.bias.grad += db
 
 
-def check_array(owner: str, x, ndim: int, layout: str, extra_axes_hint: str = "") -> None:
+def check_array(owner, x, ndim: int, layout: str, extra_axes_hint: str = "") -> None:
     """An array (NumPy, or CuPy when loaded) of floating dtype with ``ndim`` axes.
+
+    ``owner`` (here and in the other checks) is the layer itself, or a string: it is only
+    formatted into a message, so a layer's repr is built only when a check fails.
 
     ``extra_axes_hint`` replaces the generic fix when the input has more axes than expected.
     """
@@ -130,7 +133,7 @@ def check_array(owner: str, x, ndim: int, layout: str, extra_axes_hint: str = ""
         )
 
 
-def check_dtype_matches(owner: str, x, dtype: np.dtype) -> None:
+def check_dtype_matches(owner, x, dtype: np.dtype) -> None:
     """Parameters and input share a dtype: cnnkit never converts one silently."""
     if x.dtype != dtype:
         raise DTypeError(
@@ -139,7 +142,7 @@ def check_dtype_matches(owner: str, x, dtype: np.dtype) -> None:
         )
 
 
-def check_shape_like(owner: str, dy, expected: tuple[int, ...]) -> None:
+def check_shape_like(owner, dy, expected: tuple[int, ...]) -> None:
     """``backward(dy)`` receives a gradient shaped like the forward's output."""
     if tuple(dy.shape) != tuple(expected):
         raise ShapeError(

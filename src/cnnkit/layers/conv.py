@@ -103,7 +103,7 @@ class Conv2d(WeightedLayer):
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """(N, C, H, W) -> (N, D, OH, OW), or a ShapeError with the arithmetic and fixes."""
-        owner = repr(self)
+        owner = self  # formatted only into messages: repr is built only on an error
         if len(input_shape) != 4:
             raise ShapeError(
                 f"{owner}: expected a 4-D input (N, C, H, W), got shape {tuple(input_shape)}"
@@ -123,8 +123,8 @@ class Conv2d(WeightedLayer):
 
     def forward(self, x):
         """x (N, C, H, W) -> y (N, D, OH, OW)."""
-        check_array(repr(self), x, 4, "(N, C, H, W)")
-        check_dtype_matches(repr(self), x, self.dtype)
+        check_array(self, x, 4, "(N, C, H, W)")
+        check_dtype_matches(self, x, self.dtype)
         self.output_shape(x.shape)
         bias = None if self.bias is None else self.bias.data
         self._cache = None  # frees the previous columns before the new ones are built
@@ -142,7 +142,7 @@ class Conv2d(WeightedLayer):
     def backward(self, dy):
         """dy (N, D, OH, OW) -> dx (N, C, H, W); adds dw and db into the parameters' grads."""
         cache = self._cached(self._cache)
-        check_shape_like(repr(self), dy, self._output_shape)
+        check_shape_like(self, dy, self._output_shape)
         dx, dw, db = conv2d_backward(dy, cache, workspace=self._workspace)
         self._accumulate(dw, db)
         return dx
@@ -150,6 +150,6 @@ class Conv2d(WeightedLayer):
     def backward_parameters(self, dy) -> None:
         """Like :meth:`backward`, without computing dx (the first layer of a training step)."""
         cache = self._cached(self._cache)
-        check_shape_like(repr(self), dy, self._output_shape)
+        check_shape_like(self, dy, self._output_shape)
         _, dw, db = conv2d_backward(dy, cache, workspace=self._workspace, input_grad=False)
         self._accumulate(dw, db)

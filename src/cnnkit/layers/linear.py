@@ -59,8 +59,8 @@ class Linear(WeightedLayer):
 
     def forward(self, x):
         """x (N, in_features) -> y (N, out_features)."""
-        check_array(repr(self), x, 2, f"(N, {self.in_features})", "insert Flatten() before it")
-        check_dtype_matches(repr(self), x, self.dtype)
+        check_array(self, x, 2, f"(N, {self.in_features})", "insert Flatten() before it")
+        check_dtype_matches(self, x, self.dtype)
         self.output_shape(x.shape)
         bias = None if self.bias is None else self.bias.data
         y, self._cache = linear_forward(x, self.weight.data, bias)
@@ -69,7 +69,7 @@ class Linear(WeightedLayer):
     def backward(self, dy):
         """dy (N, out_features) -> dx (N, in_features); adds dw and db into the grads."""
         cache = self._cached(self._cache)
-        check_shape_like(repr(self), dy, (cache.x.shape[0], self.out_features))
+        check_shape_like(self, dy, (cache.x.shape[0], self.out_features))
         dx, dw, db = linear_backward(dy, cache)
         self._accumulate(dw, db)
         return dx
@@ -77,6 +77,6 @@ class Linear(WeightedLayer):
     def backward_parameters(self, dy) -> None:
         """Like :meth:`backward`, without computing dx."""
         cache = self._cached(self._cache)
-        check_shape_like(repr(self), dy, (cache.x.shape[0], self.out_features))
+        check_shape_like(self, dy, (cache.x.shape[0], self.out_features))
         _, dw, db = linear_backward(dy, cache, input_grad=False)
         self._accumulate(dw, db)

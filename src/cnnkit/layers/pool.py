@@ -58,7 +58,7 @@ class _Pool2d(Layer):
             )
         n, c, h, w = input_shape
         oh, ow = shapes.output_hw(
-            repr(self),
+            self,
             (h, w),
             self.kernel_size,
             self.stride,
@@ -71,7 +71,7 @@ class _Pool2d(Layer):
 
     def forward(self, x):
         """x (N, C, H, W) -> y (N, C, OH, OW)."""
-        check_array(repr(self), x, 4, "(N, C, H, W)")
+        check_array(self, x, 4, "(N, C, H, W)")
         self.output_shape(x.shape)
         y, self._cache = type(self)._forward(
             x,
@@ -86,7 +86,7 @@ class _Pool2d(Layer):
     def backward(self, dy):
         """dy (N, C, OH, OW) -> dx (N, C, H, W)."""
         cache = self._cached(self._cache)
-        check_shape_like(repr(self), dy, self._output_shape)
+        check_shape_like(self, dy, self._output_shape)
         return type(self)._backward(dy, cache, self._workspace)
 
 

@@ -58,7 +58,7 @@ class Flatten(Layer):
         """The gradient, stored like the forward's input was (channels-last, say), so the layer
         before reads it on its fast path."""
         input_shape = self._cached(self._input_shape)
-        check_shape_like(repr(self), dy, self.output_shape(input_shape))
+        check_shape_like(self, dy, self.output_shape(input_shape))
         dx = dy.reshape(input_shape)
         if self._input_layout not in (None, NCHW) and dx.ndim == 4:
             dx = in_layout(dx, self._input_layout)
