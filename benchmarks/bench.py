@@ -211,6 +211,38 @@ def cnnkit_calls(case, layout, rng):
     return {"forward": lambda: layer.forward(x), "fwd+bwd": forward_backward}
 
 
+def products_ms(case: Conv, repeats: int) -> float:
+    """Median milliseconds of the three matrix products behind one forward+backward of
+    ``case``, alone, at the fastest of several chunkings of the batch: (M, K) @ (K, D) for the
+    output, (K, M) @ (M, D) for the weight gradient, (M, D) @ (D, K) for the input's columns,
+    with M = OH*OW per image times the images in a chunk and K = C*KH*KW. An im2col engine on
+    this BLAS spends at least this (plus its copies), so the ratio of this to PyTorch's whole
+    forward+backward is a floor under cnnkit's."""
+    sizes = sorted({1, 4, 16, case.n} & set(range(1, case.n + 1)))
+    return min(_chunked_products_ms(case, images, repeats) for images in sizes)
+
+
+def _chunked_products_ms(case: Conv, images: int, repeats: int) -> float:
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    m, k, d = case.out_hw() ** 2 * images, case.c * case.k * case.k, case.d
+    columns = rng.standard_normal((m, k), dtype=np.float32)
+    columns_t = np.ascontiguousarray(columns.T)
+    weights = rng.standard_normal((k, d), dtype=np.float32)
+    grads = rng.standard_normal((m, d), dtype=np.float32)
+    out, dcolumns = np.empty((m, d), np.float32), np.empty((m, k), np.float32)
+    chunks = -(-case.n // images)
+
+    def products():
+        for _ in range(chunks):
+            np.matmul(columns, weights, out=out)
+            np.matmul(columns_t, grads)
+            np.matmul(grads, weights.T, out=dcolumns)
+
+    return median_ms(products, repeats)
+
+
 def gemm_peak_gflops(repeats: int) -> float:
     """float32 GEMM rate of NumPy's BLAS on a large square product (2 threads)."""
     import numpy as np
@@ -350,6 +382,9 @@ def run_worker(library: str, names: list[str], repeats: int) -> dict:
                     results[key] = (ms, layout)
     if library == "cnnkit":
         results["gemm_peak_gflops"] = gemm_peak_gflops(repeats)
+        for case in selected(names):
+            if isinstance(case, Conv):
+                results[f"{case.name}|products"] = (products_ms(case, repeats), "NCHW")
     return results
 
 
@@ -465,6 +500,10 @@ def report(results: dict, names: list[str], memory: dict | None) -> dict:
             ours, our_layout = _median_and_layout([run[key] for run in results["cnnkit"]])
             theirs, layout = _median_and_layout([run[key] for run in results["torch"]])
             rate = gflops(case, mode, ours)
+            products = None
+            if isinstance(case, Conv) and mode == "fwd+bwd":
+                runs = [run[f"{case.name}|products"] for run in results["cnnkit"]]
+                products = _median_and_layout(runs)[0]
             rows.append(
                 {
                     "case": case.name,
@@ -477,6 +516,7 @@ def report(results: dict, names: list[str], memory: dict | None) -> dict:
                     "gflops": rate,
                     "peak_share": None if rate is None else rate / peak,
                     "large": case.name in LARGE,
+                    "products_ms": products,
                 }
             )
     return {"gemm_peak_gflops": peak, "rows": rows, "memory": memory}
@@ -506,7 +546,24 @@ def print_table(summary: dict, header: list[str]) -> None:
         "layouts: the faster input layout for cnnkit/PyTorch (CL = channels-last); GFLOP/s and "
         "peak: cnnkit's"
     )
+    print_products(summary)
     targets(summary)
+
+
+def print_products(summary: dict) -> None:
+    """The matrix products alone, against PyTorch's whole forward+backward."""
+    rows = [row for row in summary["rows"] if row.get("products_ms") is not None]
+    if not rows:
+        return
+    print()
+    print("The three matrix products of each convolution's fwd+bwd alone (NumPy's BLAS, the")
+    print("fastest of several chunkings; see products_ms): a floor for an im2col engine here.")
+    print(f"{'case':46s} {'products ms':>12s} {'PyTorch ms':>11s} {'floor ratio':>12s}")
+    for row in rows:
+        floor = row["products_ms"] / row["torch_ms"]
+        row["products_ratio"] = floor
+        print(f"{row['case']:46s} {row['products_ms']:12.2f} {row['torch_ms']:11.2f} {floor:12.2f}")
+    print()
 
 
 def targets(summary: dict) -> None:

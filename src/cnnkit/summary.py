@@ -33,7 +33,9 @@ macs
 activation_bytes
     New memory the layer's output takes: output elements * dtype_bytes. FLATTEN returns a view
     of its input (0) when the engine stores that volume NCHW, and copies it when the last CONV
-    before it had 32 filters or more, whose output the engine stores channels-last.
+    before it stores its output channels-last (32 filters or more, or few input channels
+    with 16 filters or more and at least 96 taps, as LeNet's second; see
+    ``cnnkit.functional.conv.output_layout``).
 cache_bytes
     What the layer keeps from forward for backward, read off the layers' caches:
     Conv2d keeps its im2col columns (C*KH*KW*OH*OW values of the dtype, plus OH*OW ones when
@@ -110,7 +112,7 @@ from cnnkit.architecture import (
     volume_text,
 )
 from cnnkit.errors import ConfigError, DTypeError
-from cnnkit.functional.conv import NHWC_MIN_FILTERS, column_taps, keeps_columns
+from cnnkit.functional.conv import column_taps, keeps_columns, output_layout
 from cnnkit.functional.layout import NCHW, NHWC
 from cnnkit.functional.pool import max_pool_kept_bytes
 from cnnkit.spec import parse
@@ -242,7 +244,10 @@ def _rows(steps: tuple[Step, ...], batch: int, dtype_bytes: int, floor: bool) ->
             _row(step, batch, dtype_bytes, floor, field, channels_last, flatten_copies=copies)
         )
         if isinstance(step.spec, ConvSpec):
-            channels_last = step.spec.depth >= NHWC_MIN_FILTERS
+            layout = NHWC if channels_last else NCHW
+            spec = step.spec
+            out = output_layout(step.input_shape[0], spec.kernel, spec.depth, layout)
+            channels_last = out == NHWC
     return tuple(rows)
 
 

@@ -74,13 +74,22 @@ PLANS = [
     for order, (source, chunk), out, keep in itertools.product(
         (ROWS, COLUMNS, IMAGES), ((NHWC, 1), (NCHW, 2), (CNHW, 64)), (NCHW, NHWC), (False, True)
     )
+] + [  # the input gradient computed in another order and stored in another layout
+    ConvPlan(ROWS, NHWC, NHWC, chunk, keep, dx_order, dx_layout)
+    for chunk, keep, (dx_order, dx_layout) in itertools.product(
+        (2, 64), (False, True), ((IMAGES, NCHW), (IMAGES, CNHW), (COLUMNS, NCHW), (ROWS, NCHW))
+    )
 ]
 
 
 def _plan_id(plan: ConvPlan) -> str:
     order = {ROWS: "rows", COLUMNS: "columns", IMAGES: "images"}[plan.order]
     keep = "keep" if plan.keep_columns else "rebuild"
-    return f"{order}-from-{plan.source_layout}-to-{plan.out_layout}-chunk{plan.chunk}-{keep}"
+    text = f"{order}-from-{plan.source_layout}-to-{plan.out_layout}-chunk{plan.chunk}-{keep}"
+    if plan.dx_order is not None:
+        names = {ROWS: "rows", COLUMNS: "columns", IMAGES: "images"}
+        text += f"-dx-{names[plan.dx_order]}-{plan.dx_layout}"
+    return text
 
 
 @pytest.mark.parametrize("plan", PLANS, ids=_plan_id)
@@ -185,3 +194,7 @@ def test_planner_reads_wide_layers_channels_last_and_writes_narrow_ones_nchw():
     assert not wide.keep_columns and 1 <= wide.chunk < 64
     first = plan_conv((64, 1, 28, 28), NCHW, (6, 1, 5, 5), (1, 1), ((2, 2), (2, 2)), 4)
     assert (first.out_layout, first.keep_columns) == (NCHW, True)
+    # LeNet's conv2: channels-last rows forward, per-image columns back into the NCHW input
+    second = plan_conv((64, 6, 14, 14), NCHW, (16, 6, 5, 5), (1, 1), ((0, 0), (0, 0)), 4)
+    assert (second.order, second.out_layout) == (ROWS, NHWC)
+    assert (second.dx_order, second.dx_layout) == (IMAGES, NCHW)

@@ -224,13 +224,17 @@ def _kept_bytes(layer) -> int:
         # wide layers: channels-last outputs, the bias in the first layer's products
         "INPUT(3x10x10) - CONV(D=32, F=3, P=1) - RELU - POOL(max, F=2) - CONV(D=32, F=3) "
         "- RELU - CONV(D=8, F=3, bias=false) - FC(5)",
+        # LeNet-5's second conv stores its output channels-last: FLATTEN then copies
+        "INPUT(1x28x28) - CONV(D=6, F=5, P=2) - RELU - POOL(max, F=2) - CONV(D=16, F=5) "
+        "- RELU - POOL(max, F=2) - FC(120) - RELU - FC(10)",
     ],
-    ids=["narrow", "wide"],
+    ids=["narrow", "wide", "lenet"],
 )
 def test_backward_memory_equals_the_caches_of_a_real_forward(text, dtype):
     batch = 3
     model = parse(text).build(rng=np.random.default_rng(0), dtype=dtype)
-    x = np.zeros((batch, 3, 10, 10), dtype=dtype)
+    shape = parse(text).input
+    x = np.zeros((batch, shape.channels, shape.height, shape.width), dtype=dtype)
     new_outputs = 0
     for layer in model:
         y = layer.forward(x)

@@ -16,7 +16,7 @@ values; the choice only changes the speed.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from cnnkit.backend import get_array_module
@@ -49,6 +49,10 @@ IMAGES = ("n", "c", "i", "j", "oh", "ow")  # (N, C*KH*KW, OH*OW): one column blo
 # Tuning constants, measured on the 2-core benchmark machine (see benchmarks/bench.py).
 NHWC_MIN_FILTERS = 32  # from this many filters the output is stored channels-last
 NHWC_MIN_CHANNELS = 8  # from this many input channels the columns are read channels-last
+# Fewer input channels, but this many filters and taps (C*KH*KW; LeNet's conv2: 16 and 150):
+# channels-last rows forward, per-image columns for dx (22 % off LeNet conv2's fwd+bwd).
+MIXED_MIN_FILTERS = 16
+MIXED_MIN_TAPS = 96
 CHUNK_BYTES = 4 << 20  # im2col bytes per chunk of images (a few MiB stay in cache)
 KEEP_COLUMNS_BYTES = 256 << 10  # per image: backward reuses columns up to this size, else
 # it keeps the input and rebuilds them
@@ -63,6 +67,18 @@ class ConvPlan:
     out_layout: str  # NHWC or NCHW
     chunk: int  # images per chunk
     keep_columns: bool  # the cache holds the columns (else the input)
+    # How backward computes the input gradient, when not like the forward: the order of its
+    # column gradient and the layout dx is stored in (for narrow inputs, the forward's
+    # channels-last rows give the fastest products, and per-image columns the fastest col2im).
+    dx_order: tuple[str, ...] | None = None
+    dx_layout: str | None = None
+
+    def input_gradient_plan(self) -> ConvPlan:
+        """This plan as the input gradient's col2im sees it."""
+        if self.dx_order is None and self.dx_layout is None:
+            return self
+        order = self.dx_order or self.order
+        return replace(self, order=order, source_layout=self.dx_layout or self.source_layout)
 
 
 def keeps_columns(channels: int, kernel: tuple[int, int], out_hw: tuple[int, int], itemsize):
@@ -76,21 +92,30 @@ def keeps_columns(channels: int, kernel: tuple[int, int], out_hw: tuple[int, int
     return size <= KEEP_COLUMNS_BYTES
 
 
-def _layouts(channels: int, depth: int, input_layout) -> tuple[tuple[str, ...], str, str]:
-    """(column order, layout the columns are read from, output layout)."""
+def _layouts(channels: int, kernel, depth: int, input_layout) -> ConvPlan:
+    """The plan's orders and layouts (its chunk and keep fields are placeholders)."""
     out_layout = NHWC if depth >= NHWC_MIN_FILTERS else NCHW
     if channels >= NHWC_MIN_CHANNELS or (channels > 1 and input_layout == NHWC):
-        return ROWS, NHWC, out_layout
-    order = COLUMNS if out_layout == NHWC else IMAGES
-    return order, input_layout if input_layout in (NCHW, CNHW) else NCHW, out_layout
+        return ConvPlan(ROWS, NHWC, out_layout, 1, True)
+    source = input_layout if input_layout in (NCHW, CNHW) else NCHW
+    taps = channels * kernel[0] * kernel[1]
+    if channels > 1 and depth >= MIXED_MIN_FILTERS and taps >= MIXED_MIN_TAPS:
+        # Channels-last rows make the forward and weight products single wide products, and
+        # per-image columns the fastest col2im for dx, which stays in the input's layout.
+        return ConvPlan(ROWS, NHWC, NHWC, 1, True, IMAGES, source)
+    return ConvPlan(COLUMNS if out_layout == NHWC else IMAGES, source, out_layout, 1, True)
+
+
+def output_layout(channels: int, kernel, depth: int, input_layout) -> str:
+    """The layout a convolution's output is stored in (``cnnkit.summary`` follows it)."""
+    return _layouts(channels, kernel, depth, input_layout).out_layout
 
 
 def column_taps(channels: int, kernel, depth: int, input_layout, has_bias: bool) -> int:
     """Values per unit in the im2col columns the planner would use: C*KH*KW, plus one (a
     one, see :func:`_bias_in_product`) when the bias rides in the products. ``cnnkit.summary``
     counts kept columns with this."""
-    order, _, out_layout = _layouts(channels, depth, input_layout)
-    plan = ConvPlan(order, NCHW, out_layout, 1, True)
+    plan = _layouts(channels, kernel, depth, input_layout)
     return channels * kernel[0] * kernel[1] + int(_bias_in_product(plan, has_bias))
 
 
@@ -101,11 +126,11 @@ def plan_conv(input_shape, input_layout, w_shape, stride, padding: Sides, itemsi
     d, _, kh, kw = w_shape
     (top, bottom), (left, right) = padding
     oh, ow = output_hw((h + top + bottom, w + left + right), (kh, kw), stride)
-    order, source_layout, out_layout = _layouts(c, d, input_layout)
+    layouts = _layouts(c, (kh, kw), d, input_layout)
     per_image = c * kh * kw * oh * ow * itemsize
-    chunk = n if order == COLUMNS else max(1, min(n, CHUNK_BYTES // max(per_image, 1)))
+    chunk = n if layouts.order == COLUMNS else max(1, min(n, CHUNK_BYTES // max(per_image, 1)))
     keep = keeps_columns(c, (kh, kw), (oh, ow), itemsize)
-    return ConvPlan(order, source_layout, out_layout, chunk, keep)
+    return replace(layouts, chunk=chunk, keep_columns=keep)
 
 
 class ConvCache(NamedTuple):
@@ -283,13 +308,14 @@ def conv2d_backward(dy, cache: ConvCache, *, workspace=None, input_grad: bool = 
         grads = xp.ascontiguousarray(grads)  # (N, OH, OW, D) or (N, D, OH, OW)
     ones_row = _bias_in_product(plan, has_bias)
     db = _bias_gradient(grads, plan.out_layout, workspace) if has_bias and not ones_row else None
-    weights = _filters(w, plan.order)
+    back = plan.input_gradient_plan()
+    weights = _filters(w, back.order)
     dweights = xp.zeros((d, k + 1 if ones_row else k), dtype=dy.dtype)  # (D, K [+ db])
     if not plan.keep_columns:
         source = padded(saved, padding, layout=plan.source_layout, workspace=workspace, name="x")
     dx = None
     if input_grad:
-        dx = result(workspace, "dx", input_shape, dy.dtype, plan.source_layout, xp)
+        dx = result(workspace, "dx", input_shape, dy.dtype, back.source_layout, xp)
     for start, stop in _chunks(n, _chunk(plan, n)):
         images = stop - start
         if plan.keep_columns:
@@ -302,18 +328,18 @@ def conv2d_backward(dy, cache: ConvCache, *, workspace=None, input_grad: bool = 
         dweights += _weight_product(chunk_grads, cols, plan, images, units)
         if not input_grad:
             continue
-        dcols = _column_buffer(workspace, "dcolumns", plan, images * units, k, dy.dtype, xp)
-        _input_product(chunk_grads, weights, dcols, plan, images, units)
-        if fold_into(dcols, dx[start:stop], (kh, kw), stride, padding, plan.order):
+        dcols = _column_buffer(workspace, "dcolumns", back, images * units, k, dy.dtype, xp)
+        _input_product(chunk_grads, weights, dcols, back, images, units)
+        if fold_into(dcols, dx[start:stop], (kh, kw), stride, padding, back.order):
             continue
         if no_padding(padding):
             target = dx[start:stop]
             target[...] = 0
-            fold(dcols, target, (kh, kw), stride, plan.order)
+            fold(dcols, target, (kh, kw), stride, back.order)
         else:
             shape = (images, c, h + sum(padding[0]), width + sum(padding[1]))
-            target = padded_zeros(workspace, shape, dy.dtype, plan.source_layout, xp)
-            fold(dcols, target, (kh, kw), stride, plan.order)
+            target = padded_zeros(workspace, shape, dy.dtype, back.source_layout, xp)
+            fold(dcols, target, (kh, kw), stride, back.order)
             dx[start:stop] = target[:, :, top : top + h, left : left + width]
     if ones_row:
         dweights, db = dweights[:, :k], xp.ascontiguousarray(dweights[:, k])
