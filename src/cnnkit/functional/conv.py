@@ -99,7 +99,12 @@ def _layouts(channels: int, kernel, depth: int, input_layout) -> ConvPlan:
         return ConvPlan(ROWS, NHWC, out_layout, 1, True)
     source = input_layout if input_layout in (NCHW, CNHW) else NCHW
     taps = channels * kernel[0] * kernel[1]
-    if channels > 1 and depth >= MIXED_MIN_FILTERS and taps >= MIXED_MIN_TAPS:
+    if (
+        channels > 1
+        and out_layout == NCHW
+        and depth >= MIXED_MIN_FILTERS
+        and taps >= MIXED_MIN_TAPS
+    ):
         # Channels-last rows make the forward and weight products single wide products, and
         # per-image columns the fastest col2im for dx, which stays in the input's layout.
         return ConvPlan(ROWS, NHWC, NHWC, 1, True, IMAGES, source)
@@ -128,8 +133,9 @@ def plan_conv(input_shape, input_layout, w_shape, stride, padding: Sides, itemsi
     oh, ow = output_hw((h + top + bottom, w + left + right), (kh, kw), stride)
     layouts = _layouts(c, (kh, kw), d, input_layout)
     per_image = c * kh * kw * oh * ow * itemsize
-    chunk = n if layouts.order == COLUMNS else max(1, min(n, CHUNK_BYTES // max(per_image, 1)))
     keep = keeps_columns(c, (kh, kw), (oh, ow), itemsize)
+    # kept COLUMNS are one matrix (see _chunk); rebuilt ones go in chunks that stay in cache
+    chunk = max(1, min(n, CHUNK_BYTES // max(per_image, 1)))
     return replace(layouts, chunk=chunk, keep_columns=keep)
 
 
