@@ -246,3 +246,26 @@ def test_cross_entropy_accepts_a_list_of_class_indices():
 def test_cross_entropy_of_uniform_logits_is_log_k():
     loss = cnnkit.CrossEntropyLoss()
     assert loss(np.zeros((4, 10), np.float32), np.arange(4)) == pytest.approx(np.log(10), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda: cnnkit.Conv2d(3, 4, 3, padding=1),
+        lambda: cnnkit.Conv2d(3, 40, 3),  # a channels-last output
+        lambda: cnnkit.Conv2d(16, 16, 3, padding=1),
+        lambda: cnnkit.MaxPool2d(2),
+        lambda: cnnkit.AvgPool2d(2),
+        lambda: cnnkit.ReLU(),
+    ],
+    ids=["conv-narrow", "conv-wide", "conv-rows", "maxpool", "avgpool", "relu"],
+)
+def test_an_empty_batch_goes_through_as_in_pytorch(layer):
+    layer = layer()
+    channels = 16 if "16" in repr(layer) else 3
+    y = layer.forward(np.zeros((0, channels, 8, 8), np.float32))
+    assert y.shape[0] == 0
+    dx = layer.backward(np.zeros(y.shape, np.float32))
+    assert dx.shape == (0, channels, 8, 8)
+    for parameter in layer.parameters():
+        assert not parameter.grad.any()

@@ -193,7 +193,7 @@ def _chunk(plan: ConvPlan, n: int) -> int:
 
 
 def _chunks(n: int, chunk: int):
-    for start in range(0, n, chunk):
+    for start in range(0, n, max(chunk, 1)):  # an empty batch has a chunk of 0
         yield start, min(n, start + chunk)
 
 
@@ -354,10 +354,13 @@ def conv2d_backward(dy, cache: ConvCache, *, workspace=None, input_grad: bool = 
 
 def _bias_gradient(grads, out_layout, workspace):
     """Sum of dy over every unit of each depth slice: (D,). A product with a vector of ones
-    runs several times faster than NumPy's reduction over the leading axis of (N*OH*OW, D)."""
+    runs several times faster than NumPy's reductions over these axes."""
     xp = get_array_module(grads)
-    if out_layout != NHWC:
-        return grads.sum((0, 2, 3))
+    if out_layout != NHWC:  # (N*D, OH*OW) @ ones, then the N partial sums
+        n, d = grads.shape[:2]
+        planes = grads.reshape(n * d, grads.shape[2] * grads.shape[3])
+        ones = scratch(workspace, "ones", (planes.shape[1],), grads.dtype, xp, fill=1.0)
+        return xp.matmul(planes, ones).reshape(n, d).sum(axis=0)
     rows = grads.reshape(-1, grads.shape[-1])  # (N*OH*OW, D)
     ones = scratch(workspace, "ones", (rows.shape[0],), grads.dtype, xp, fill=1.0)
     return xp.matmul(ones, rows)
