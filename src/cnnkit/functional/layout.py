@@ -107,8 +107,8 @@ class Workspace:
             return xp.empty(shape, dtype=dtype)
         slots = self._results.setdefault(name, [])
         for array in slots:
-            # References: the slot list, the loop variable, getrefcount's argument.
-            if array.shape == shape and array.dtype == dtype and sys.getrefcount(array) == 3:
+            free = sys.getrefcount(array) == _UNHELD_REFERENCES
+            if free and array.shape == shape and array.dtype == dtype:
                 return array
         array = xp.empty(shape, dtype=dtype)
         if array.nbytes <= RESULT_MAX_BYTES:
@@ -128,6 +128,19 @@ class Workspace:
     def __repr__(self) -> str:
         return f"Workspace({len(self._arrays)} arrays, {self.nbytes()} bytes)"
 
+
+def _unheld_references() -> int:
+    """What ``sys.getrefcount`` says, in :meth:`Workspace.result`'s loop, of an array nothing
+    else holds (3 in CPython 3.11: the slot list, the loop variable, the argument). Measured
+    rather than assumed, so an interpreter that counts differently never sees a held array as
+    free (it would then see none as free, and only lose the reuse)."""
+    slots = [object()]
+    for item in slots:
+        return sys.getrefcount(item)
+    return 0
+
+
+_UNHELD_REFERENCES = _unheld_references()
 
 # Per name, a result may still be held (by the next layer's cache, say) while the next call
 # wants a new one: two slots let such pairs alternate.
