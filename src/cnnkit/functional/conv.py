@@ -8,9 +8,10 @@ The work is im2col and one matrix product per chunk of images: :func:`plan_conv`
 the shapes and the input's memory layout alone, how the columns are laid out (so the strided
 copy reads long contiguous runs), whether the output is stored channels-last or NCHW (so the
 product writes it directly, with no transpose), how many images go in one chunk (so the columns
-stay in cache between the copy and the product), and whether backward gets the columns from the
-forward or rebuilds them from the input (memory against time). Every plan computes the same
-values; the choice only changes the speed.
+stay in cache between the copy and the product), whether backward gets the columns from the
+forward or rebuilds them from the input (memory against time), and in which order backward
+builds the input gradient's columns. Every plan computes the same values up to rounding (the
+products sum in different orders); the choice only changes the speed.
 """
 
 from __future__ import annotations
