@@ -1,12 +1,15 @@
-"""Optional compiled kernels (numba) for 2x2 pooling, the one loop NumPy cannot do in one pass.
+"""Optional compiled kernels (numba) for the loops NumPy cannot do in one pass.
 
 NumPy pools with strided views (see :mod:`cnnkit.functional.pool`): four passes over strided
 data for a 2x2 max pool, several times slower than PyTorch's channels-last kernel on the
-benchmark. With numba installed (``pip install 'cnnkit[fast]'``) 2x2 windows with stride 2 and
-no padding run through the loops below instead: one pass over the input. They do
-the same float operations in the same order as the NumPy path, so the outputs and the caches
-are identical (the tests run both paths and compare them element for element); anything else
-(other windows, NaN in the input, a non-finite gradient, CuPy arrays) stays on NumPy.
+benchmark; ReLU takes three passes and a temporary; im2col and col2im of small layers cost a
+NumPy call per row of a few values, and col2im of wide layers KH*KW strided additions. With
+numba installed (``pip install 'cnnkit[fast]'``) these run through the loops below instead, one
+pass each. They give the NumPy path's numbers (the same float operations in the same order, so
+outputs and caches are equal element for element; where the NumPy path multiplies by a 0/1
+mask a loop may select, which can turn a -0.0 into +0.0), and the tests run both paths and
+compare them; anything else (other windows, NaN in a max pool's input, CuPy arrays) stays on
+NumPy.
 
 ``CNNKIT_JIT=0`` in the environment, or :func:`use_jit` (False), switches them off. The first
 call compiles them (about a second each), cached on disk afterwards (numba's cache).
