@@ -39,9 +39,9 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 def run_cnnkit(data_dir: str, epochs: int) -> dict:
     import numpy as np
+    from cnnkit.spec import from_spec
 
     from cnnkit.data import load_dataset
-    from cnnkit.spec import from_spec
     from cnnkit.train import Recipe, evaluate, fit
 
     data = load_dataset(f"mnist:{data_dir}", validation=0.1, seed=0)

@@ -12,6 +12,17 @@
 (64, 10)
 """
 
+from cnnkit.arch import (
+    ARCHITECTURES,
+    Architecture,
+    SpecError,
+    architecture_of,
+    from_spec,
+    lecture_network,
+    lecture_spec,
+    parse,
+    to_spec,
+)
 from cnnkit.data import Dataset, load_dataset, load_optdigits
 from cnnkit.errors import (
     CnnkitError,
@@ -22,19 +33,34 @@ from cnnkit.errors import (
     StateError,
     TrainingError,
 )
-from cnnkit.layers import AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU
-from cnnkit.losses import CrossEntropyLoss
-from cnnkit.model import Sequential, lecture_network
+from cnnkit.functional.engine import engine_name, use_engine
+from cnnkit.gradients import gradcheck
+from cnnkit.nn import (
+    AvgPool2d,
+    Conv2d,
+    CrossEntropyLoss,
+    Flatten,
+    Layer,
+    Linear,
+    MaxPool2d,
+    Normalize,
+    Parameter,
+    ReLU,
+    Sequential,
+    enable_grad,
+    no_grad,
+    register_layer,
+)
 from cnnkit.optim import SGD, Adam, AdamW, make_optimizer, make_schedule
-from cnnkit.parameter import Parameter
-from cnnkit.spec import SpecError, from_spec
 from cnnkit.summary import summarize
 from cnnkit.train import Recipe, fit, load_run
 
 __all__ = [
+    "ARCHITECTURES",
     "SGD",
     "Adam",
     "AdamW",
+    "Architecture",
     "AvgPool2d",
     "CnnkitError",
     "ConfigError",
@@ -47,6 +73,7 @@ __all__ = [
     "Layer",
     "Linear",
     "MaxPool2d",
+    "Normalize",
     "Parameter",
     "ReLU",
     "Recipe",
@@ -55,13 +82,23 @@ __all__ = [
     "SpecError",
     "StateError",
     "TrainingError",
+    "architecture_of",
+    "enable_grad",
+    "engine_name",
     "fit",
     "from_spec",
+    "gradcheck",
     "lecture_network",
+    "lecture_spec",
     "load_dataset",
     "load_optdigits",
     "load_run",
     "make_optimizer",
     "make_schedule",
+    "no_grad",
+    "parse",
+    "register_layer",
     "summarize",
+    "to_spec",
+    "use_engine",
 ]

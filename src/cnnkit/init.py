@@ -150,44 +150,44 @@ INIT_SCHEMES = ("default", "he", "xavier")
 
 
 def init_model(model, scheme: str, rng):
-    """Re-initialise every Conv2d and Linear weight in ``model`` (layer by layer, weight then
-    bias, drawing only from ``rng``) and return the model.
+    """Re-initialise every layer of ``model`` that has weights (layer by layer, in order,
+    drawing only from ``rng``) and return the model. Each layer does its own
+    (``reset_parameters(rng, scheme)``); layers without one keep their parameters.
 
     ``"default"``: PyTorch's, weight and bias uniform in ±1/sqrt(fan_in); ``"he"``:
     :func:`kaiming_normal` weights (He et al. used a Gaussian), zero biases; ``"xavier"``:
     :func:`xavier_uniform` weights (Glorot & Bengio used a uniform), zero biases. Arrays are
     overwritten in place, keeping their dtype.
     """
-    from cnnkit.layers import Conv2d, Linear  # here: the layers import this module
-
     if scheme not in INIT_SCHEMES:
         raise ConfigError(
             f"init_model: unknown scheme {scheme!r}; choose one of {', '.join(INIT_SCHEMES)}"
         )
     generator = require_rng(rng, "init_model")
-    for layer in _walk(model):
-        if not isinstance(layer, Conv2d | Linear):
-            continue
-        weight = layer.weight.data
-        fan_in, fan_out = fan_in_and_fan_out(weight.shape)
-        if scheme == "default":
-            bound = default_bound(fan_in)
-            weight[...] = uniform(generator, bound, weight.shape, weight.dtype)
-            if layer.bias is not None:
-                bias = layer.bias.data
-                bias[...] = uniform(generator, bound, bias.shape, bias.dtype)
-            continue
-        if scheme == "he":
-            weight[...] = kaiming_normal(weight.shape, fan_in, generator, weight.dtype)
-        else:
-            weight[...] = xavier_uniform(weight.shape, fan_in, fan_out, generator, weight.dtype)
-        if layer.bias is not None:
-            layer.bias.data[...] = 0
+    for layer in model.modules():
+        reset = getattr(layer, "reset_parameters", None)
+        if reset is not None:
+            reset(generator, scheme)
     return model
 
 
-def _walk(layer):
-    """The layer itself, then (for containers such as Sequential) every layer inside it."""
-    yield layer
-    for inner in getattr(layer, "layers", ()):
-        yield from _walk(inner)
+def reset_weight_and_bias(weight: np.ndarray, bias, rng, scheme: str) -> None:
+    """Draw ``weight`` (and ``bias``, unless None) again in place with ``scheme``."""
+    if scheme not in INIT_SCHEMES:
+        raise ConfigError(
+            f"reset_parameters: unknown scheme {scheme!r}; choose one of {', '.join(INIT_SCHEMES)}"
+        )
+    generator = require_rng(rng, "reset_parameters")
+    fan_in, fan_out = fan_in_and_fan_out(weight.shape)
+    if scheme == "default":
+        bound = default_bound(fan_in)
+        weight[...] = uniform(generator, bound, weight.shape, weight.dtype)
+        if bias is not None:
+            bias[...] = uniform(generator, bound, bias.shape, bias.dtype)
+        return
+    if scheme == "he":
+        weight[...] = kaiming_normal(weight.shape, fan_in, generator, weight.dtype)
+    else:
+        weight[...] = xavier_uniform(weight.shape, fan_in, fan_out, generator, weight.dtype)
+    if bias is not None:
+        bias[...] = 0

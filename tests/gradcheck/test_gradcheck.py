@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pytest
 
-import cnnkit.gradcheck
+import cnnkit.gradients
 from cnnkit import (
     AvgPool2d,
     Conv2d,
@@ -27,7 +27,7 @@ from cnnkit import (
     ReLU,
     Sequential,
 )
-from cnnkit.gradcheck import GradcheckReport, gradcheck, numerical_gradient
+from cnnkit.gradients import GradcheckReport, gradcheck, numerical_gradient
 
 F64 = np.float64
 RTOL, ATOL = 1e-5, 1e-7
@@ -354,5 +354,5 @@ def test_numerical_gradient_refuses_float32():
 
 
 def test_docstring_examples():
-    result = doctest.testmod(cnnkit.gradcheck)
+    result = doctest.testmod(cnnkit.gradients)
     assert result.attempted > 0 and result.failed == 0

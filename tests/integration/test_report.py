@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from cnnkit import ConfigError, cli, viz
-from cnnkit import report as report_module
+from cnnkit.viz import report as report_module
 
 SIZES = {
     "filters": (800, 800),
-    "feature_maps": (1600, 150 + 100 * 6),  # the lecture's network: 6 CONV/RELU/POOL layers
+    "feature_maps": (1600, 150 + 100 * 7),  # NORMALIZE and the lecture's 6 CONV/RELU/POOL layers
     "curves": (1200, 450),
     "confusion": (700, 600),
     "misclassified": (1200, 300),
@@ -92,12 +92,11 @@ def test_viz_prints_the_pictures_of_the_documented_sizes(run_dir, pictures):
 
 
 def test_confusion_picture_uses_the_evaluation_matrix(run_dir, pictures):
-    from cnnkit.cli_train import _run_data
-    from cnnkit.train import confusion_matrix, load_run, predict
+    from cnnkit.train import confusion_matrix, load_run, predict, run_data
 
     model, header = load_run(run_dir, "best")
-    data, _, renormalise = _run_data(header, None)
-    predicted = predict(model, renormalise(data.test_images)).argmax(axis=1)
+    data, _ = run_data(header, None)
+    predicted = predict(model, data.test_images).argmax(axis=1)
     expected = confusion_matrix(data.test_labels, predicted, 10)
     figure = viz.build_figures(viz.load_view(run_dir))["confusion"]
     np.testing.assert_array_equal(figure.axes[0].images[0].get_array(), expected)
@@ -151,7 +150,7 @@ def test_bad_input_is_one_line_and_exit_2(main, run_dir, tmp_path, capsys, argv,
 
 def test_demo_pictures_prints_the_paths_or_how_to_get_them(run_dir, monkeypatch, capsys):
     pytest.importorskip("matplotlib")
-    monkeypatch.setattr(viz, "write_pictures", lambda run: {"curves": run / "c.png"})
+    monkeypatch.setattr(viz.run, "write_pictures", lambda run: {"curves": run / "c.png"})
     assert viz.demo_pictures(run_dir) == [run_dir / "c.png"]
     assert capsys.readouterr().out.splitlines()[1:] == [f"  {run_dir / 'c.png'}"]
     monkeypatch.setitem(sys.modules, "matplotlib", None)

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnkit import SGD, CrossEntropyLoss, TrainingError, checkpoint, lecture_network
+from cnnkit import SGD, CrossEntropyLoss, TrainingError, lecture_network
 from cnnkit.data import load_dataset
-from cnnkit.train import Recipe, Reporter, accuracy, fit, load_run
+from cnnkit.train import Recipe, Reporter, accuracy, checkpoint, fit, load_run
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +86,10 @@ def test_run_directory_contents(small, tmp_path):
     assert [row["epoch"] for row in history] == [1, 2]
     assert (tmp_path / "history.csv").read_text().splitlines()[0].startswith("epoch,train_loss")
     reloaded, header = load_run(tmp_path, "last")
+    assert type(reloaded[0]).__name__ == "Normalize"  # the run's normalisation comes first
+    np.testing.assert_array_equal(reloaded[0].mean, small.mean)
     for name, value in weights(model).items():
-        np.testing.assert_array_equal(value, weights(reloaded)[name])
+        np.testing.assert_array_equal(value, weights(reloaded[1:])[name])
     assert header["epoch"] == 2
 
 

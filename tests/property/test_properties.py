@@ -289,6 +289,7 @@ def test_conv_backward_accumulates_and_zero_grad_resets(cfg, bias):
     g = np.random.default_rng(cfg["seed"] + 2).standard_normal(y.shape)
     dx_first = layer.backward(g)
     first = {name: p.grad.copy() for name, p in layer.named_parameters()}
+    layer.forward(_conv_input(cfg))  # every backward goes with its own forward
     dx_second = layer.backward(g)
     np.testing.assert_array_equal(dx_second, dx_first, err_msg=f"dx changed for {layer!r}")
     for name, p in layer.named_parameters():
@@ -298,6 +299,7 @@ def test_conv_backward_accumulates_and_zero_grad_resets(cfg, bias):
     layer.zero_grad()
     for name, p in layer.named_parameters():
         assert not np.any(p.grad), f"{name}.grad not reset by zero_grad for {layer!r}"
+    layer.forward(_conv_input(cfg))
     layer.backward(g)
     for name, p in layer.named_parameters():
         np.testing.assert_array_equal(
@@ -315,11 +317,13 @@ def test_sequential_backward_accumulates_and_zero_grad_resets(bias):
         cnnkit.Flatten(),
         cnnkit.Linear(3 * 3 * 3, 4, bias=bias, dtype=np.float64, rng=rng),
     )
-    y = model.forward(rng.standard_normal((2, 2, 6, 6)))
+    x = rng.standard_normal((2, 2, 6, 6))
+    y = model.forward(x)
     g = rng.standard_normal(y.shape)
     model.backward(g)
     first = {name: p.grad.copy() for name, p in model.named_parameters()}
     assert len(first) == (4 if bias else 2), sorted(first)
+    model.forward(x)  # every backward goes with its own forward
     model.backward(g)
     for name, p in model.named_parameters():
         np.testing.assert_array_equal(p.grad, 2 * first[name], err_msg=f"{name} after two")

@@ -6,7 +6,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from cnnkit import DataError, checkpoint
+from cnnkit import DataError
+from cnnkit.train import checkpoint
 
 
 def sample(tmp_path, name="run.npz"):

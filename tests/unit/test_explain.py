@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from reference import conv2d_reference
 
 from cnnkit import CnnkitError, ConfigError, Conv2d, DataError, ShapeError, cli, from_spec
+from cnnkit.cli.explain import add_explain_parser
 from cnnkit.explain import (
     EQUIVARIANCE_DEFAULT,
     LECTURE_B,
     LECTURE_W,
     LECTURE_X,
-    add_explain_parser,
     explain_backprop,
     explain_conv,
     explain_equivariance,
@@ -347,7 +347,7 @@ def test_a_live_model_and_its_layers_are_measured():
         dtype=np.float64,
     )
     e = explain_equivariance(model, shifts=2)
-    assert len(e.rows) == 3 and e.skipped[0].startswith("layer 3 Flatten")
+    assert len(e.rows) == 3 and e.skipped[0].startswith("layer 3 FLATTEN")
     assert [cell.exact for cell in e.rows[2].cells] == [False, True]
     assert e.rows[2].cells[1].error < 1e-12 < 1e-3 < e.rows[2].cells[0].error
 
@@ -485,7 +485,8 @@ def test_shape_steps():
         (
             ["conv", "--input", "6"],
             r"^explain conv \(I=6, F=3, S=2, P=1\): \(6 - 3 \+ 2\*1\)/2 \+ 1 = 3\.5 is not a "
-            r"whole number; use S=1 \(-> 6\) or F=2 \(-> 4\)$",
+            r"whole number; use S=1 \(-> 6\) or F=2 \(-> 4\); S=2 and P=1 are the worked "
+            r"example's, kept because only the size changed: give --stride and --padding too$",
         ),
         (
             ["backprop", "--input", "12"],
@@ -518,7 +519,7 @@ def test_shape_steps():
         ),
         (
             ["equivariance", "INPUT(1x8x8) - FC(3)"],
-            r"^explain equivariance: INPUT\(1x8x8\) - FC\(3\) has no CONV, POOL or RELU layer ",
+            r"^explain equivariance: INPUT\(1x8x8\) - FC\(3\) has no layer that keeps positions ",
         ),
         (
             ["equivariance", "INPUT(1x10x10) - CONV(D=2, F=3, S=2)"],

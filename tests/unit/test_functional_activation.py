@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnkit.functional import kernels
-from cnnkit.functional.activation import relu_backward, relu_forward
-from cnnkit.functional.layout import CNHW, NHWC, Workspace, in_layout, layout_of
+from cnnkit.functional.fast import jit as fastjit
+from cnnkit.functional.fast import window_kernels
+from cnnkit.functional.fast.activation import relu_backward, relu_forward
+from cnnkit.functional.fast.layout import CNHW, NHWC, Workspace, in_layout, layout_of
 
-pytestmark = pytest.mark.skipif(not kernels.jit_available(), reason="numba not installed")
+pytestmark = pytest.mark.skipif(not fastjit.jit_available(), reason="numba not installed")
 
 SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45]
 
@@ -28,11 +29,11 @@ def test_compiled_relu_gives_what_numpy_gives(layout, dtype):
     x, dy = _data((4, 6, 16, 16), dtype)
     if layout:
         x, dy = in_layout(x, layout), in_layout(dy, layout)
-    with kernels.use_jit(False):
+    with fastjit.use_jit(False):
         y_numpy, mask_numpy = relu_forward(x)
         dx_numpy = relu_backward(dy, mask_numpy)
-    with kernels.use_jit(True):
-        assert kernels.relu(x) is not None  # the loop really runs
+    with fastjit.use_jit(True):
+        assert window_kernels.relu(x) is not None  # the loop really runs
         y, mask = relu_forward(x, Workspace())
         dx = relu_backward(dy, mask, Workspace())
     np.testing.assert_array_equal(y, y_numpy)  # NaN where NumPy has NaN
@@ -46,7 +47,7 @@ def test_compiled_relu_gives_what_numpy_gives(layout, dtype):
 def test_compiled_relu_backward_stops_infinite_gradients_as_pytorch_does():
     x, dy = _data((64, 64), np.float32)
     dy[x <= 0] = np.inf
-    with kernels.use_jit(True):
+    with fastjit.use_jit(True):
         _, mask = relu_forward(x)
         dx = relu_backward(dy, mask)
     assert np.isnan(dx[np.isnan(x)]).sum() == 0  # dy is finite or inf there; passes through
@@ -56,9 +57,9 @@ def test_compiled_relu_backward_stops_infinite_gradients_as_pytorch_does():
 
 def test_strided_or_mixed_layouts_stay_on_numpy():
     x, dy = _data((4, 6, 16, 16), np.float32)
-    with kernels.use_jit(True):
-        assert kernels.relu(x[:, :, ::2]) is None
+    with fastjit.use_jit(True):
+        assert window_kernels.relu(x[:, :, ::2]) is None
         _, mask = relu_forward(x)
-        assert kernels.relu_backward(in_layout(dy, NHWC), mask) is None
+        assert window_kernels.relu_backward(in_layout(dy, NHWC), mask) is None
         dx = relu_backward(in_layout(dy, NHWC), mask)  # NumPy takes it, same values
     np.testing.assert_array_equal(dx, np.where(mask, dy, 0))

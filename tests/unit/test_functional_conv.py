@@ -14,16 +14,10 @@ import numpy as np
 import pytest
 from reference import conv2d_reference
 
-from cnnkit.functional.conv import (
-    COLUMNS,
-    IMAGES,
-    ROWS,
-    ConvPlan,
-    conv2d_backward,
-    conv2d_forward,
-    plan_conv,
-)
-from cnnkit.functional.layout import CNHW, NCHW, NHWC, Workspace, in_layout, layout_of
+from cnnkit.functional.fast.conv import conv2d_backward, conv2d_forward
+from cnnkit.functional.fast.layout import CNHW, NCHW, NHWC, Workspace, in_layout, layout_of
+from cnnkit.functional.fast.plan import IMAGES, ConvPlan, plan_conv
+from cnnkit.functional.fast.windows import COLUMNS, ROWS
 
 torch = pytest.importorskip("torch")
 

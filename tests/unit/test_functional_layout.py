@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cnnkit
-from cnnkit.functional.layout import NHWC, Workspace, in_layout, layout_of, result
+from cnnkit.functional.fast.layout import NHWC, Workspace, in_layout, layout_of, result
 
 
 def test_a_result_nobody_holds_is_reused():
@@ -48,7 +48,7 @@ def test_result_helper_stores_in_the_layout_asked_for():
 
 
 def test_huge_results_are_not_kept(monkeypatch):
-    from cnnkit.functional import layout
+    from cnnkit.functional.fast import layout
 
     monkeypatch.setattr(layout, "RESULT_MAX_BYTES", 16)
     workspace = Workspace()

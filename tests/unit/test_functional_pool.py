@@ -12,10 +12,11 @@ import pytest
 from reference import avg_pool_reference, max_pool_reference
 
 import cnnkit
-from cnnkit.functional import kernels
-from cnnkit.functional.activation import relu_backward, relu_forward
-from cnnkit.functional.layout import CNHW, NCHW, NHWC, in_layout, layout_of
-from cnnkit.functional.pool import (
+from cnnkit.functional.fast import jit as fastjit
+from cnnkit.functional.fast import pool_kernels
+from cnnkit.functional.fast.activation import relu_backward, relu_forward
+from cnnkit.functional.fast.layout import CNHW, NCHW, NHWC, in_layout, layout_of
+from cnnkit.functional.fast.pool import (
     avg_pool2d_backward,
     avg_pool2d_forward,
     max_pool2d_backward,
@@ -31,7 +32,7 @@ JIT = [
     pytest.param(
         True,
         id="numba",
-        marks=pytest.mark.skipif(not kernels.jit_available(), reason="numba not installed"),
+        marks=pytest.mark.skipif(not fastjit.jit_available(), reason="numba not installed"),
     ),
 ]
 # (shape, kernel, stride, padding): the 2x2 case the kernels take (large enough for them and
@@ -75,7 +76,7 @@ def test_pools_match_torch_in_every_layout(kind, case, layout, jit):
     oracle = max_pool_reference if kind == "max" else avg_pool_reference
     expected = oracle(x, kernel, stride, (padding[0][0], padding[1][0]))
     dy = rng.standard_normal(expected.shape).astype(np.float32)
-    with kernels.use_jit(jit):
+    with fastjit.use_jit(jit):
         y, _, dx = _run(kind, in_layout(x, layout), kernel, stride, padding, dy)
     y_torch, dx_torch = _torch_pool(kind, x, kernel, stride, padding, dy)
     np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-7)
@@ -84,7 +85,7 @@ def test_pools_match_torch_in_every_layout(kind, case, layout, jit):
     assert y.dtype == dx.dtype == np.float32 and dx.shape == x.shape
 
 
-@pytest.mark.skipif(not kernels.jit_available(), reason="numba not installed")
+@pytest.mark.skipif(not fastjit.jit_available(), reason="numba not installed")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("case", ["2x2", "2x2-parallel", "2x2-odd-output"])
@@ -96,7 +97,7 @@ def test_compiled_kernels_give_exactly_what_numpy_gives(kind, case, layout, dtyp
     dy = rng.standard_normal((shape[0], shape[1], shape[2] // 2, shape[3] // 2)).astype(dtype)
     results = {}
     for jit in (False, True):
-        with kernels.use_jit(jit):
+        with fastjit.use_jit(jit):
             results[jit] = _run(kind, x, kernel, stride, padding, dy)
     (y0, cache0, dx0), (y1, cache1, dx1) = results[False], results[True]
     np.testing.assert_array_equal(y1, y0)
@@ -108,18 +109,20 @@ def test_compiled_kernels_give_exactly_what_numpy_gives(kind, case, layout, dtyp
     if case == "2x2":
         return  # too small for the loops: NumPy both times
     dy = in_layout(dy, layout)  # as the next layer hands it back
-    with kernels.use_jit(True):  # the loops run, forward and backward
+    with fastjit.use_jit(True):  # the loops run, forward and backward
         if kind == "max":
-            assert kernels.max_pool_2x2(x, kernel, stride, padding) is not None
+            assert pool_kernels.max_pool_2x2(x, kernel, stride, padding) is not None
             assert (
-                kernels.max_pool_2x2_backward(
+                pool_kernels.max_pool_2x2_backward(
                     dy, cache1.rows, cache1.columns, shape, kernel, stride, padding
                 )
                 is not None
             )
         else:
-            assert kernels.avg_pool_2x2(x, kernel, stride, padding) is not None
-            assert kernels.avg_pool_2x2_backward(dy, shape, kernel, stride, padding) is not None
+            assert pool_kernels.avg_pool_2x2(x, kernel, stride, padding) is not None
+            assert (
+                pool_kernels.avg_pool_2x2_backward(dy, shape, kernel, stride, padding) is not None
+            )
 
 
 @pytest.mark.parametrize("jit", JIT)
@@ -135,7 +138,7 @@ def test_max_pool_ties_and_nan_follow_torch(kernel, stride, layout, jit):
     out_hw = [(size - k) // s + 1 for size, k, s in zip(x.shape[2:], kernel, stride, strict=True)]
     dy = rng.standard_normal((*x.shape[:2], *out_hw)).astype(np.float32)
     y_torch, dx_torch = _torch_pool("max", x, kernel, stride, padding, dy)
-    with kernels.use_jit(jit):
+    with fastjit.use_jit(jit):
         y, _, dx = _run("max", in_layout(x, layout), kernel, stride, padding, dy)
     np.testing.assert_array_equal(y, y_torch.astype(np.float32))
     np.testing.assert_allclose(dx, dx_torch, rtol=1e-5, atol=1e-6)
@@ -147,7 +150,7 @@ def test_non_finite_gradients_reach_only_the_winners(jit):
     dy = np.ones((4, 8, 16, 16), np.float32)
     dy[0, 0, 0, 0] = np.inf
     dy[1, 1, 1, 1] = np.nan
-    with kernels.use_jit(jit):
+    with fastjit.use_jit(jit):
         _, _, dx = _run("max", x, (2, 2), (2, 2), ((0, 0), (0, 0)), dy)
     _, dx_torch = _torch_pool("max", x, (2, 2), (2, 2), ((0, 0), (0, 0)), dy)
     np.testing.assert_array_equal(dx, dx_torch.astype(np.float32))

@@ -8,10 +8,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnkit.functional import kernels
-from cnnkit.functional.conv import IMAGES, ConvPlan, conv2d_backward, conv2d_forward
-from cnnkit.functional.layout import CNHW, NCHW, NHWC, in_layout
-from cnnkit.functional.windows import COLUMNS, ROWS, _sizes, columns_shape, fold, fold_into, unfold
+from cnnkit.functional.fast import jit as fastjit
+from cnnkit.functional.fast import window_kernels
+from cnnkit.functional.fast.conv import conv2d_backward, conv2d_forward
+from cnnkit.functional.fast.layout import CNHW, NCHW, NHWC, in_layout
+from cnnkit.functional.fast.plan import IMAGES, ConvPlan
+from cnnkit.functional.fast.windows import (
+    COLUMNS,
+    ROWS,
+    _sizes,
+    columns_shape,
+    fold,
+    fold_into,
+    unfold,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -20,7 +30,7 @@ JIT = [
     pytest.param(
         True,
         id="numba",
-        marks=pytest.mark.skipif(not kernels.jit_available(), reason="numba not installed"),
+        marks=pytest.mark.skipif(not fastjit.jit_available(), reason="numba not installed"),
     ),
 ]
 # (padded shape, kernel, stride): LeNet's two layers (chunks of their batch), strides above 1,
@@ -39,7 +49,7 @@ def _columns_shape(shape, kernel, stride):
     return tuple(sizes[axis] for axis in IMAGES)
 
 
-@pytest.mark.skipif(not kernels.jit_available(), reason="numba not installed")
+@pytest.mark.skipif(not fastjit.jit_available(), reason="numba not installed")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", [NCHW, CNHW])
 @pytest.mark.parametrize("case", CASES)
@@ -51,7 +61,7 @@ def test_compiled_unfold_and_fold_give_exactly_what_numpy_gives(case, layout, dt
     start = rng.standard_normal(shape).astype(dtype)  # fold adds onto what is there
     results = {}
     for jit in (False, True):
-        with kernels.use_jit(jit):
+        with fastjit.use_jit(jit):
             cols = np.full(dcols.shape, np.nan, dtype)
             unfold(x, kernel, stride, cols, IMAGES)
             target = in_layout(start.copy(), layout)
@@ -61,7 +71,7 @@ def test_compiled_unfold_and_fold_give_exactly_what_numpy_gives(case, layout, dt
     np.testing.assert_array_equal(results[True][1], results[False][1])
 
 
-@pytest.mark.skipif(not kernels.jit_available(), reason="numba not installed")
+@pytest.mark.skipif(not fastjit.jit_available(), reason="numba not installed")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES)
 def test_compiled_fold_of_columns_order_gives_exactly_what_numpy_gives(case, dtype):
@@ -73,26 +83,26 @@ def test_compiled_fold_of_columns_order_gives_exactly_what_numpy_gives(case, dty
     start = rng.standard_normal(shape).astype(dtype)
     results = {}
     for jit in (False, True):
-        with kernels.use_jit(jit):
+        with fastjit.use_jit(jit):
             target = start.copy()
             fold(dcols, target, kernel, stride, COLUMNS)
             results[jit] = target
     np.testing.assert_array_equal(results[True], results[False])
 
 
-@pytest.mark.skipif(not kernels.jit_available(), reason="numba not installed")
+@pytest.mark.skipif(not fastjit.jit_available(), reason="numba not installed")
 def test_loops_take_only_what_they_can():
     shape, kernel, stride = CASES["lenet-conv2"]
     x = np.zeros(shape, np.float32)
     cols = np.zeros(_columns_shape(shape, kernel, stride), np.float32)
-    with kernels.use_jit(True):
-        assert kernels.unfold_images(x, kernel, stride, cols)
-        assert kernels.fold_images(cols, x, kernel, stride)
-        assert not kernels.fold_images(cols.astype(np.float64), x, kernel, stride)
-        assert not kernels.fold_images(cols[:1, :1, :1], x[:1, :1], kernel, stride)  # tiny
-    with kernels.use_jit(False):
-        assert not kernels.unfold_images(x, kernel, stride, cols)
-        assert not kernels.fold_images(cols, x, kernel, stride)
+    with fastjit.use_jit(True):
+        assert window_kernels.unfold_images(x, kernel, stride, cols)
+        assert window_kernels.fold_images(cols, x, kernel, stride)
+        assert not window_kernels.fold_images(cols.astype(np.float64), x, kernel, stride)
+        assert not window_kernels.fold_images(cols[:1, :1, :1], x[:1, :1], kernel, stride)  # tiny
+    with fastjit.use_jit(False):
+        assert not window_kernels.unfold_images(x, kernel, stride, cols)
+        assert not window_kernels.fold_images(cols, x, kernel, stride)
 
 
 @pytest.mark.parametrize("jit", JIT)
@@ -101,7 +111,7 @@ def test_other_orders_stay_on_numpy_and_agree(jit):
     shape, kernel, stride = CASES["lenet-conv2"]
     rng = np.random.default_rng(2)
     x = rng.standard_normal(shape)
-    with kernels.use_jit(jit):
+    with fastjit.use_jit(jit):
         images = np.empty(_columns_shape(shape, kernel, stride))
         unfold(x, kernel, stride, images, IMAGES)
         rows = np.empty(images.size)
@@ -138,7 +148,7 @@ def _assert_plan_matches_torch(x, d, kernel, stride, padding, plan, jit):
     rng = np.random.default_rng(4)
     weight = rng.standard_normal((d, x.shape[1], *kernel)).astype(np.float32)
     bias = rng.standard_normal(d).astype(np.float32)
-    with kernels.use_jit(jit):
+    with fastjit.use_jit(jit):
         y, cache = conv2d_forward(x, weight, bias, stride=stride, padding=padding, plan=plan)
         dy = rng.standard_normal(y.shape).astype(np.float32)
         dx, dw, db = conv2d_backward(dy, cache)
@@ -178,7 +188,7 @@ def _fold_numpy(dcols, shape, kernel, stride, padding):
     return target[:, :, top : top + h, left : left + w]
 
 
-@pytest.mark.skipif(not kernels.jit_available(), reason="numba not installed")
+@pytest.mark.skipif(not fastjit.jit_available(), reason="numba not installed")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", ROWS_CASES)
 def test_compiled_fold_into_gives_exactly_what_numpy_gives(case, dtype):
@@ -190,22 +200,22 @@ def test_compiled_fold_into_gives_exactly_what_numpy_gives(case, dtype):
     dcols = rng.standard_normal(np.prod(columns_shape(padded_shape, kernel, stride, ROWS)))
     dcols = dcols.astype(dtype)
     dx = in_layout(np.full(shape, np.nan, dtype), NHWC)  # every element must be written
-    with kernels.use_jit(True):
+    with fastjit.use_jit(True):
         assert fold_into(dcols, dx, kernel, stride, padding, ROWS)
     np.testing.assert_array_equal(dx, _fold_numpy(dcols, shape, kernel, stride, padding))
 
 
-@pytest.mark.skipif(not kernels.jit_available(), reason="numba not installed")
+@pytest.mark.skipif(not fastjit.jit_available(), reason="numba not installed")
 def test_fold_into_leaves_what_it_cannot_take_to_numpy():
     shape, kernel, stride, padding = ROWS_CASES["3x3-pad1"]
     size = np.prod(columns_shape((3, 32, 14, 14), kernel, stride, ROWS))
     dcols = np.zeros(size, np.float32)
     nhwc = in_layout(np.zeros(shape, np.float32), NHWC)
-    with kernels.use_jit(True):
+    with fastjit.use_jit(True):
         assert not fold_into(dcols, np.zeros(shape, np.float32), kernel, stride, padding, ROWS)
         assert not fold_into(dcols.astype(np.float64), nhwc, kernel, stride, padding, ROWS)
         assert not fold_into(dcols, nhwc, kernel, stride, padding, COLUMNS)  # channels not last
-    with kernels.use_jit(False):
+    with fastjit.use_jit(False):
         assert not fold_into(dcols, nhwc, kernel, stride, padding, ROWS)
 
 

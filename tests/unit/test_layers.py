@@ -92,6 +92,7 @@ def test_backward_accumulates_and_zero_grad_resets():
     model.forward(x)
     model.backward(dy)
     once = [p.grad.copy() for p in model.parameters()]
+    model.forward(x)  # every backward goes with its own forward
     model.backward(dy)
     for p, g in zip(model.parameters(), once, strict=True):
         np.testing.assert_allclose(p.grad, 2 * g)
@@ -219,7 +220,7 @@ def test_flatten_is_c_h_w_order():
 def test_flatten_hands_the_gradient_back_stored_like_its_input():
     """A channels-last input (a wide conv's output) gets a channels-last gradient, which the
     layer before reads on its fast path; values are the same either way."""
-    from cnnkit.functional.layout import NHWC, in_layout, layout_of
+    from cnnkit.functional.fast.layout import NHWC, in_layout, layout_of
 
     x = in_layout(np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2), NHWC)
     flatten = Flatten()

@@ -8,8 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnkit import CnnkitError, Conv2d, Flatten, Linear, MaxPool2d, ShapeError
-from cnnkit.architecture import trace
-from cnnkit.spec import ARCHITECTURES, SpecError, from_spec, parse
+from cnnkit.arch import ARCHITECTURES, SpecError, from_spec, parse, trace
 
 
 def count(model):
@@ -43,9 +42,9 @@ def test_case_and_spaces_do_not_matter():
 def test_defaults():
     arch = parse("INPUT(1x8x8) - CONV(D=4, F=3) - POOL(F=2) - POOL(avg, F=3, S=1, P=1)")
     conv, pool, avg = arch.layers
-    assert (conv.stride, conv.padding) == ((1, 1), (0, 0))
-    assert pool.stride == (2, 2) and pool.kind == "max"
-    assert avg.kind == "avg" and avg.padding == (1, 1)
+    assert (conv.get("stride"), conv.get("padding")) == ((1, 1), (0, 0))
+    assert pool.get("stride") == (2, 2) and pool.get("kind") == "max"
+    assert avg.get("kind") == "avg" and avg.get("padding") == (1, 1)
 
 
 def test_same_padding_and_pairs():
@@ -58,8 +57,8 @@ def test_same_padding_and_pairs():
 @pytest.mark.parametrize("joiner", [" x 3", "x3", " * 3", " × 3"])
 def test_repetition(joiner):
     arch = parse(f"INPUT(3x32x32) - [CONV(D=32, F=3, P=1) - RELU - POOL(F=2)]{joiner} - FC(10)")
-    kinds = [type(layer).__name__ for layer in arch.layers]
-    assert kinds == ["ConvSpec", "ReluSpec", "PoolSpec"] * 3 + ["FlattenSpec", "FCSpec"]
+    kinds = [layer.keyword for layer in arch.layers]
+    assert kinds == ["CONV", "RELU", "POOL"] * 3 + ["FLATTEN", "FC"]
     assert trace(arch).steps[-1].output_shape == (10,)
 
 
@@ -93,13 +92,15 @@ def test_published_parameter_totals(name, params):
     assert not traced.problems
     total = 0
     for step in traced.steps:  # counted from the traced shapes: no weights are allocated
-        spec = step.spec
-        if type(spec).__name__ == "ConvSpec":
-            kh, kw = spec.kernel
-            total += spec.depth * (step.input_shape[0] * kh * kw + spec.bias)
-        elif type(spec).__name__ == "FCSpec":
-            total += spec.out_features * (step.input_shape[0] + spec.bias)
+        config = dict(step.spec.config)
+        if step.spec.keyword == "CONV":
+            kh, kw = config["kernel_size"]
+            total += config["out_channels"] * (step.input_shape[0] * kh * kw + config["bias"])
+        elif step.spec.keyword == "FC":
+            total += config["out_features"] * (step.input_shape[0] + config["bias"])
     assert total == params
+    assert total == sum(p.size for step in traced.steps for p in step.layer.parameters())
+    assert all(p.is_meta for step in traced.steps for p in step.layer.parameters())
 
 
 def test_lenet5_built_weights_match_its_published_count():
@@ -188,7 +189,18 @@ def test_to_spec_of_a_hand_built_model():
     [
         ("CONV(D=96, F=11, S=4 P=0)", "col 21: expected ',' or ')', found 'P'"),
         ("CONV(D=96, F=11", "col 16: expected ',' or ')', found the end of the string"),
-        ("CONVV(D=1, F=3)", "col 1: unknown layer 'CONVV'; expected INPUT, CONV, RELU, POOL, FC"),
+        (
+            "CONVV(D=1, F=3)",
+            "col 1: unknown layer 'CONVV'; did you mean CONV? the registered layers are CONV, FC",
+        ),
+        ("DROPOUT(0.5)", "col 1: unknown layer 'DROPOUT'; the registered layers are CONV, FC"),
+        ("INPUT(axbxc) - RELU", "col 7: INPUT size must be CxHxW or HxW, got axbxc"),
+        ("INPUT(1x28x28)", "col 15: INPUT(1x28x28) has no layers after it"),
+        ("CONV(D=1e23, F=3)", "col 6: D must be a positive whole number, got 1e23"),
+        ("CONV(D=2000000, F=3)", "col 6: D must be at most 1,048,576, got 2000000"),
+        ("CONV(D=1.5, F=3)", "col 6: D must be a positive whole number, got 1.5"),
+        ("CONV(D=-4, F=3)", "col 6: D must be a positive whole number, got -4"),
+        ("MAXPOOL(max, F=2)", "col 9: MAXPOOL got an unexpected value max; name it"),
         ("INPUT(1x8x8) - CONV(F=3)", "col 16: CONV needs D (number of filters)"),
         ("CONV(D=1, F=3, Q=2)", "col 16: CONV has no argument 'q'; it takes D, F, S, P, bias"),
         ("CONV(D=0, F=3)", "col 6: D must be a positive whole number, got 0"),

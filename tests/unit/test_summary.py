@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+import cnnkit.arch.convert
 from cnnkit import (
     AvgPool2d,
     ConfigError,
@@ -21,10 +22,10 @@ from cnnkit import (
     lecture_network,
 )
 from cnnkit import summary as summary_module
-from cnnkit.architecture import Architecture, architecture_of
-from cnnkit.model import Sequential
-from cnnkit.parameter import Parameter
-from cnnkit.spec import parse
+from cnnkit.arch import architecture_of, build, parse
+from cnnkit.nn.containers import Sequential
+from cnnkit.nn.context import saved_by
+from cnnkit.nn.parameter import Parameter
 from cnnkit.summary import CSV_FIELDS, SCHEMA, summarize
 
 TOTAL_PARAMS = {
@@ -94,7 +95,7 @@ def test_total_parameters_of_the_built_in_networks(name):
 
 @pytest.mark.parametrize("name", ["lenet5", "lecture", "lecture-mnist"])
 def test_total_parameters_equal_the_built_model(name):
-    model = parse(name).build(rng=np.random.default_rng(0))
+    model = build(parse(name), rng=np.random.default_rng(0))
     assert summarize(parse(name)).totals.params == sum(p.size for p in model.parameters())
 
 
@@ -124,7 +125,7 @@ def test_receptive_field_matches_the_input_gradient_of_one_unit():
         "INPUT(1x40x41) - CONV(D=1, F=3x5, S=1x2, P=1) - RELU - POOL(avg, F=2) "
         "- CONV(D=1, F=4, S=2)"
     )
-    model = parse(text).build(rng=np.random.default_rng(0), dtype=np.float64)
+    model = build(parse(text), rng=np.random.default_rng(0), dtype=np.float64)
     for p in model.parameters():
         p.data[...] = 1.0  # positive weights: no cancellation hides part of the field
     y = model.forward(np.ones((1, 1, 40, 41)))
@@ -134,7 +135,7 @@ def test_receptive_field_matches_the_input_gradient_of_one_unit():
     for oh, ow in ((3, 1), (3, 2), (4, 1)):  # units whose fields stay clear of the padding
         dy = np.zeros_like(y)
         dy[0, 0, oh, ow] = 1.0
-        top, height, left, width = _support(model.backward(dy)[0, 0])
+        top, height, left, width = _support(model.backward(dy, retain_graph=True)[0, 0])
         assert (height, width) == row.receptive_field
         starts.append((top, left))
     assert (starts[2][0] - starts[0][0], starts[1][1] - starts[0][1]) == row.jump
@@ -203,11 +204,11 @@ def test_parameters_shapes_and_macs_match_torch(name):
 
 
 def _kept_bytes(layer) -> int:
-    """Bytes of every array the layer holds after forward, apart from its own parameters."""
+    """Bytes of every array the layer's forward saved for its backward, apart from its own
+    parameters."""
     own = [p.data for p in layer.parameters()]
-    held = [getattr(layer, "_cache", None), getattr(layer, "_mask", None)]
     arrays = []
-    for item in held:
+    for item in saved_by(layer):
         if isinstance(item, tuple):
             arrays += [value for value in item if isinstance(value, np.ndarray)]
         elif isinstance(item, np.ndarray):
@@ -232,7 +233,7 @@ def _kept_bytes(layer) -> int:
 )
 def test_backward_memory_equals_the_caches_of_a_real_forward(text, dtype):
     batch = 3
-    model = parse(text).build(rng=np.random.default_rng(0), dtype=dtype)
+    model = build(parse(text), rng=np.random.default_rng(0), dtype=dtype)
     shape = parse(text).input
     x = np.zeros((batch, shape.channels, shape.height, shape.width), dtype=dtype)
     new_outputs = 0
@@ -270,7 +271,7 @@ def test_vgg16_needs_no_weights(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("summarize must not build layers or allocate parameters")
 
-    monkeypatch.setattr(Architecture, "build", refuse)
+    monkeypatch.setattr(cnnkit.arch.convert, "build", refuse)
     monkeypatch.setattr(Parameter, "__init__", refuse)
     assert summarize(parse("vgg16"), batch=256).totals.params == TOTAL_PARAMS["vgg16"]
 
@@ -324,7 +325,7 @@ def test_bad_arguments_are_refused(kwargs, message):
 
 
 def test_a_non_architecture_is_refused():
-    with pytest.raises(DTypeError, match=r"expected an Architecture .* got int; use summarize"):
+    with pytest.raises(DTypeError, match=r"an Architecture or a model, got int; e.g. summarize"):
         summarize(3)
     assert summarize("lenet5") == summarize(parse("lenet5"))
 
@@ -362,7 +363,7 @@ def test_json_is_stable_and_documented(alexnet):
     text = alexnet.to_json()
     assert text == summarize(parse("alexnet")).to_json()
     data = json.loads(text)
-    assert data["schema"] == SCHEMA == "cnnkit.summary/1"
+    assert data["schema"] == SCHEMA == "cnnkit.summary/2"
     assert data["input_shape"] == [3, 227, 227] and data["batch"] == 1
     assert data["dtype_bytes"] == 4 and data["floor"] is False
     assert data["architecture"] == parse("alexnet").text()

@@ -81,7 +81,8 @@ class Dataset:
     """Three normalised splits of one source, with what is needed to treat new images alike.
 
     Images are float32 NCHW already normalised with ``mean``/``std`` (per channel, from the
-    training split only); labels are int64 indices into ``classes``. Arrays are read-only.
+    training split only; unless ``normalized`` is False); labels are int64 indices into
+    ``classes``. Arrays are read-only.
     ``fingerprint`` is 16 hex digits of a sha256 over the classes and every split's images and
     labels before normalisation: a checkpoint resumed on other data, or on another validation
     split, sees a different one.
@@ -99,6 +100,7 @@ class Dataset:
     mean: np.ndarray
     std: np.ndarray
     fingerprint: str
+    normalized: bool = True  # False: images as the loader returns them, mean/std not applied
 
     @property
     def num_classes(self) -> int:
@@ -144,12 +146,16 @@ def _read_source(source: str) -> tuple[list[str], tuple, tuple]:
     return classes, load_image_folder(location, "train"), load_image_folder(location, "test")
 
 
-def load_dataset(source: str, *, validation: float = 0.1, seed: int = 0) -> Dataset:
+def load_dataset(
+    source: str, *, validation: float = 0.1, seed: int = 0, normalize: bool = True
+) -> Dataset:
     """Read ``source`` (``optdigits``, ``mnist:DIR``, ``cifar10:DIR`` or ``folder:DIR``).
 
     A stratified share ``validation`` of the training set (rounded to whole images; 0 gives
     empty arrays), chosen by ``seed``, becomes the validation split; the test split is the
-    source's own. Mean and std come from what remains for training.
+    source's own. Mean and std come from what remains for training. ``normalize=False`` keeps
+    the images as the loader returns them (values in [0, 1]; what a loaded run's model takes),
+    with the same statistics in ``mean`` and ``std``.
 
     >>> data = load_dataset("optdigits", validation=0.1, seed=0)
     >>> data.input_shape, len(data.train_labels), len(data.val_labels), len(data.test_labels)
@@ -178,10 +184,10 @@ def load_dataset(source: str, *, validation: float = 0.1, seed: int = 0) -> Data
     arrays += [test_images, test_labels]
     fingerprint = _fingerprint(classes, arrays)
     mean, std = channel_stats(arrays[0])
-    for i in (0, 2, 4):  # in place: the split arrays are fresh copies (test: our own array)
+    for i in (0, 2, 4) if normalize else ():  # in place: fresh copies (test: our own array)
         arrays[i] -= mean.reshape(-1, 1, 1)
         arrays[i] /= std.reshape(-1, 1, 1)
     for array in (*arrays, mean, std):
         array.setflags(write=False)
     c, h, w = images.shape[1:]
-    return Dataset(source, classes, (c, h, w), *arrays, mean, std, fingerprint)
+    return Dataset(source, classes, (c, h, w), *arrays, mean, std, fingerprint, normalize)

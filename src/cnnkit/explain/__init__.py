@@ -47,6 +47,9 @@ equivariance
     there is no exact output shift; the cell is compared against the closer of floor(k/J) and
     ceil(k/J) (the smaller error) and marked ``exact: false``. Layers from the first FLATTEN
     or FC on are not measured: they mix all positions.
+layers
+    :func:`explain_layers`: every layer says what it does to its input, in its own words
+    (``Layer.explain``): a layer of the user's own included.
 backprop
     :func:`explain_backprop`: on a tiny conv layer, every unit's contribution
     dy[p, q] * x[region(p, q)][i, j] to one shared weight w[0, c, i, j], their sum, and the
@@ -87,6 +90,9 @@ it), ``advice`` (str or null), ``fixes`` ([{``letter``, ``value``, ``output``}])
 ``error`` (float or null when no unit is far enough from the borders), ``compared`` (number of
 output values compared)}]}], ``skipped`` ([str]: layers not measured).
 
+``cnnkit.explain.layers/1``: ``architecture``, ``input_shape``, ``layers``: [{``index``,
+``layer``, ``input_shape``, ``output_shape`` (per example), ``text``}].
+
 ``cnnkit.explain.backprop/1``: ``source``, ``layer``, ``stride``, ``padding``, ``x``, ``padded``,
 ``w``, ``b``, ``dy`` (OH x OW), ``weight`` [0, c, i, j], ``terms``: [{``out`` [p, q], ``dy``,
 ``input`` [c, row, col] (padded), ``x``, ``contribution``}], ``sum``, ``weight_grad`` (engine),
@@ -100,15 +106,6 @@ from cnnkit.explain.backprop import (
     BackpropTerm,
     explain_backprop,
     random_backprop_example,
-)
-from cnnkit.explain.cli import (
-    add_explain_parser,
-    run_backprop,
-    run_conv,
-    run_equivariance,
-    run_shape,
-    run_sharing,
-    run_sparse,
 )
 from cnnkit.explain.conv import (
     LECTURE_B,
@@ -129,6 +126,7 @@ from cnnkit.explain.equivariance import (
     EquivarianceRow,
     explain_equivariance,
 )
+from cnnkit.explain.layers import LayerNote, LayersExplanation, explain_layers
 from cnnkit.explain.shape import ShapeExplanation, explain_shape
 from cnnkit.explain.sharing import (
     SharingExplanation,
@@ -157,25 +155,21 @@ __all__ = [
     "EquivarianceCell",
     "EquivarianceExplanation",
     "EquivarianceRow",
+    "LayerNote",
+    "LayersExplanation",
     "ShapeExplanation",
     "SharingExplanation",
     "SharingLayer",
     "SparseExplanation",
-    "add_explain_parser",
     "explain_backprop",
     "explain_conv",
     "explain_equivariance",
+    "explain_layers",
     "explain_shape",
     "explain_sharing",
     "explain_sparse",
     "load_values",
     "random_backprop_example",
     "random_conv_example",
-    "run_backprop",
-    "run_conv",
-    "run_equivariance",
-    "run_shape",
-    "run_sharing",
-    "run_sparse",
     "write_conv_png",
 ]

@@ -8,11 +8,10 @@ import math
 import numpy as np
 
 from cnnkit import shapes
-from cnnkit.architecture import Architecture
+from cnnkit.arch.specs import Architecture, parse
 from cnnkit.errors import DataError, ShapeError
-from cnnkit.layers import Conv2d
-from cnnkit.layers.base import positive_int
-from cnnkit.spec import parse
+from cnnkit.nn.checks import positive_int
+from cnnkit.nn.conv import Conv2d
 
 MAX_UNITS = 4096  # explain is for small examples; cnnkit summary handles real layers
 

@@ -6,20 +6,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnkit.architecture import (
-    Architecture,
-    ConvSpec,
-    FCSpec,
-    FlattenSpec,
-    PoolSpec,
-    architecture_of,
-    trace,
-)
+from cnnkit.arch.convert import describe
+from cnnkit.arch.trace import make_layer, trace
 from cnnkit.errors import ConfigError
 from cnnkit.explain._format import _pair_text
 from cnnkit.explain._inputs import _architecture
-from cnnkit.layers import Flatten, Linear
-from cnnkit.layers.base import positive_int
+from cnnkit.nn.checks import positive_int
+from cnnkit.nn.containers import Sequential
+from cnnkit.nn.context import no_grad
+from cnnkit.nn.layer import Layer
+from cnnkit.shapes import Field
 
 EQUIVARIANCE_DEFAULT = (
     "INPUT(1x16x16) - CONV(D=4, F=3, P=1) - RELU - POOL(F=2) - CONV(D=4, F=4, S=2, P=1)"
@@ -135,21 +131,6 @@ class EquivarianceExplanation:
         return "\n".join(lines)
 
 
-def _fields(specs) -> list[tuple[tuple[int, int], tuple[int, int], tuple[int, int]]]:
-    """Per layer: receptive field (rh, rw), jump (jh, jw) and padding offset (oh, ow)."""
-    field, jump, offset = [1, 1], [1, 1], [0, 0]
-    result = []
-    for spec in specs:
-        if isinstance(spec, ConvSpec | PoolSpec):
-            sides = spec.sides()
-            for a in (0, 1):
-                offset[a] += sides[a][0] * jump[a]
-                field[a] += (spec.kernel[a] - 1) * jump[a]
-                jump[a] *= spec.stride[a]
-        result.append((tuple(field), tuple(jump), tuple(offset)))
-    return result  # type: ignore[return-value]
-
-
 def _valid_units(count, shift, moved, field, jump, offset, size) -> np.ndarray:
     """Output indices u where unit u of f(g(x)) and unit u - moved of f(x) both read only
     image pixels, and the first avoids the ``shift`` wrapped-around ones."""
@@ -190,14 +171,45 @@ def _cell(shifted, base, shift, field, jump, offset, size_hw) -> EquivarianceCel
     return best
 
 
-def _spatial_prefix(model) -> tuple[list, list[str]]:
-    """The layers before the first Flatten or Linear, and what was left out."""
-    layers = list(model)
+def _spatial_prefix(layers, texts, shape):
+    """The layers up to the first that mixes all positions (an FC, a FLATTEN), with each one's
+    receptive field, jump and offset, its output shape, and what was left out."""
+    field, current, kept = Field(), (1, *shape), []
     for index, layer in enumerate(layers):
-        if isinstance(layer, Flatten | Linear):
-            rest = f"layer {index} {layer!r} and after (they mix all positions)"
-            return layers[:index], [rest]
-    return layers, []
+        out = tuple(layer.output_shape(current))
+        field = layer.field_after(field)
+        if field is None or len(out) != 4:
+            return kept, [f"layer {index} {texts[index]} and after (they mix all positions)"]
+        kept.append((index, layer, field, out[1:]))
+        current = out
+    return kept, []
+
+
+def _network(where: str, network, input_shape, rng):
+    """(layers, their texts, input shape (C, H, W), architecture text): a live model as it is,
+    or a string or Architecture built in float64 up to its first FLATTEN or FC."""
+    if isinstance(network, Layer):
+        shape = input_shape or getattr(network, "input_shape", None)
+        if shape is None:
+            raise ConfigError(f"{where}: give input_shape=(C, H, W) for this model")
+        layers = list(network.children()) if isinstance(network, Sequential) else [network]
+        shape, current, texts = tuple(shape), (1, *shape), []
+        for layer in layers:
+            texts.append(describe(layer, current))
+            current = tuple(layer.output_shape(current))
+        return layers, texts, shape, " - ".join([f"INPUT({'x'.join(map(str, shape))})", *texts])
+    arch = _architecture(where, network, input_shape)
+    traced = trace(arch)
+    traced.raise_problems()
+    layers, texts = [], []
+    for step in traced.steps:
+        if len(step.output_shape) != 3:
+            texts.append(step.spec.text())
+            layers.append(step.layer)  # shape-only: never run, only reported as skipped
+            break
+        layers.append(make_layer(step.spec, (1, *step.input_shape), rng=rng, dtype=np.float64))
+        texts.append(step.spec.text())
+    return layers, texts, arch.input.shape, arch.text()
 
 
 def explain_equivariance(
@@ -212,57 +224,55 @@ def explain_equivariance(
     difference between f(g(x)) and the matching shift of f(x) away from the borders.
 
     ``network``: an architecture string, built-in name or Architecture (built here, float64,
-    weights from ``default_rng(seed)``), or a live ``Sequential`` (with ``input_shape``
-    (C, H, W) or its own ``input_shape``). The input is ``standard_normal`` from the same
+    weights from ``default_rng(seed)``), or a live model (with ``input_shape`` (C, H, W) or its
+    own ``input_shape``), the user's own layers included: each layer says how it widens the
+    receptive field (``field_after``). The input is ``standard_normal`` from the same
     generator, in the network's dtype.
     """
-    from cnnkit.model import Sequential
-
     where = "explain equivariance"
     if axis not in AXES:
         raise ConfigError(f"{where}: axis must be one of {', '.join(AXES)}, got {axis!r}")
     seed = positive_int(where, "seed", seed, minimum=0)
     shifts = positive_int(where, "shifts", shifts)
     rng = np.random.default_rng(seed)
-    if isinstance(network, Sequential):
-        model = network
-        shape = input_shape or model.input_shape
-        if shape is None:
-            raise ConfigError(f"{where}: give input_shape=(C, H, W) for this model")
-        arch = architecture_of(model, tuple(shape))
-    else:
-        arch = _architecture(where, network, input_shape)
-        cut = next(
-            (n for n, spec in enumerate(arch.layers) if isinstance(spec, FlattenSpec | FCSpec)),
-            len(arch.layers),
-        )
-        model = Architecture(arch.input, arch.layers[:cut]).build(rng=rng, dtype=np.float64)
-    traced = trace(arch)
-    traced.raise_problems()
-    layers, skipped = _spatial_prefix(model)
-    if not layers:
+    layers, texts, shape, text = _network(where, network, input_shape, rng)
+    kept, skipped = _spatial_prefix(layers, texts, shape)
+    if not kept:
         raise ConfigError(
-            f"{where}: {arch.text()} has no CONV, POOL or RELU layer before its first FLATTEN "
-            "or FC; e.g. INPUT(1x16x16) - CONV(D=4, F=3, P=1) - RELU"
+            f"{where}: {text} has no layer that keeps positions (CONV, POOL, RELU) before its "
+            "first FLATTEN or FC; e.g. INPUT(1x16x16) - CONV(D=4, F=3, P=1) - RELU"
         )
-    c, h, w = arch.input.shape
+    c, h, w = shape
     limit = {"width": w, "height": h, "both": min(h, w)}[axis]
     if shifts >= limit:
         raise ConfigError(
             f"{where}: a shift of {shifts} pixels rolls the {h}x{w} input all the way around; "
             f"use --shifts below {limit}"
         )
-    params = list(model.parameters())
+    params = [p for _, layer, _, _ in kept for p in layer.parameters()]
     dtype = params[0].data.dtype if params else np.float64
     x = rng.standard_normal((1, c, h, w)).astype(dtype)
-    steps = traced.steps[: len(layers)]
-    fields = _fields([step.spec for step in steps])
+    columns = _measure(
+        [layer for _, layer, _, _ in kept], [f for _, _, f, _ in kept], x, shifts, axis, (h, w)
+    )
+    rows = tuple(
+        EquivarianceRow(
+            index, texts[index], field.jump, field.size, field.offset, out, tuple(columns[n])
+        )
+        for n, (index, _, field, out) in enumerate(kept)
+    )
+    return EquivarianceExplanation(
+        text, shape, axis, seed, tuple(range(1, shifts + 1)), rows, tuple(skipped)
+    )
 
+
+def _measure(layers, fields, x, shifts: int, axis: str, size_hw) -> list[list[EquivarianceCell]]:
     def outputs(batch):
         result = []
-        for layer in layers:
-            batch = layer.forward(batch)
-            result.append(batch)
+        with no_grad():
+            for layer in layers:
+                batch = layer.forward(batch)
+                result.append(batch)
         return result
 
     base = outputs(x)
@@ -270,26 +280,8 @@ def explain_equivariance(
     for k in range(1, shifts + 1):
         shift = {"width": (0, k), "height": (k, 0), "both": (k, k)}[axis]
         moved = outputs(np.roll(x, shift, axis=(2, 3)))
-        for n, (field, jump, offset) in enumerate(fields):
-            columns[n].append(_cell(moved[n], base[n], shift, field, jump, offset, (h, w)))
-    rows = tuple(
-        EquivarianceRow(
-            step.index,
-            step.spec.text(),
-            fields[n][1],
-            fields[n][0],
-            fields[n][2],
-            step.output_shape,
-            tuple(columns[n]),
-        )
-        for n, step in enumerate(steps)
-    )
-    return EquivarianceExplanation(
-        Architecture(arch.input, tuple(step.spec for step in steps)).text(),
-        arch.input.shape,
-        axis,
-        seed,
-        tuple(range(1, shifts + 1)),
-        rows,
-        tuple(skipped),
-    )
+        for n, field in enumerate(fields):
+            columns[n].append(
+                _cell(moved[n], base[n], shift, field.size, field.jump, field.offset, size_hw)
+            )
+    return columns

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from cnnkit import shapes
 from cnnkit.explain._format import _num
-from cnnkit.layers.base import positive_int
+from cnnkit.nn.checks import positive_int
 
 
 @dataclass(frozen=True)

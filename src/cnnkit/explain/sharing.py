@@ -5,16 +5,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cnnkit.architecture import Architecture, ConvSpec, trace
+from cnnkit.arch.specs import Architecture
+from cnnkit.arch.trace import trace
 from cnnkit.errors import ConfigError
 from cnnkit.explain._format import _article, _thousands
 from cnnkit.explain._inputs import _architecture
 
 
+def _shares_filters(layer) -> bool:
+    """A layer whose units share filters over positions (a CONV): it has a window and says
+    how many parameters it would have without sharing."""
+    return getattr(layer, "window", None) is not None and hasattr(layer, "unshared_parameters")
+
+
 def _conv_steps(where: str, arch: Architecture):
     traced = trace(arch)
     traced.raise_problems()
-    steps = [step for step in traced.steps if isinstance(step.spec, ConvSpec)]
+    steps = [step for step in traced.steps if _shares_filters(step.layer)]
     if not steps:
         raise ConfigError(
             f"{where}: {arch.text()} has no CONV layer; e.g. INPUT(3x32x32) - CONV(D=16, F=3, P=1)"
@@ -142,8 +149,8 @@ def explain_sharing(spec="alexnet-conv1", *, input_shape=None) -> SharingExplana
             step.spec.text(),
             step.input_shape,
             step.output_shape,
-            step.spec.kernel,
-            step.spec.bias,
+            step.layer.window.kernel,
+            bool(step.layer.get_config().get("bias", True)),
         )
         for step in _conv_steps(where, arch)
     )
@@ -274,15 +281,15 @@ def explain_sparse(
             f"{where}: unit ({i}, {j}) is outside the {oh}x{ow} output of layer {step.index}; "
             f"use --unit I J with I in 0..{oh - 1} and J in 0..{ow - 1}"
         )
-    spec_ = step.spec
+    window = step.layer.window
     return SparseExplanation(
         arch.text(),
         step.index,
-        spec_.text(),
+        step.spec.text(),
         step.input_shape,
         step.output_shape,
-        spec_.kernel,
-        spec_.stride,
-        spec_.sides(),
+        window.kernel,
+        window.stride,
+        window.sides,
         (i, j),
     )

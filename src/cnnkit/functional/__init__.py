@@ -1,30 +1,11 @@
-"""Stateless forward/backward pairs on arrays; the layers are thin shells around them."""
+"""Stateless forward/backward pairs on arrays, in two engines with one contract.
 
-from cnnkit.functional.activation import relu_backward, relu_forward
-from cnnkit.functional.conv import conv2d_backward, conv2d_forward
-from cnnkit.functional.linear import linear_backward, linear_forward
-from cnnkit.functional.loss import cross_entropy_backward, cross_entropy_forward
-from cnnkit.functional.pool import (
-    avg_pool2d_backward,
-    avg_pool2d_forward,
-    max_pool2d_backward,
-    max_pool2d_forward,
-)
-from cnnkit.functional.windows import col2im, im2col
+:mod:`cnnkit.functional.reference` is the readable one (the oracle, what ``cnnkit explain``
+points to); :mod:`cnnkit.functional.fast` is the tuned default. :mod:`.engine` chooses between
+them; the layers in :mod:`cnnkit.nn` call whichever is selected. Cross-entropy
+(:mod:`.loss`) is shared by both.
+"""
 
-__all__ = [
-    "avg_pool2d_backward",
-    "avg_pool2d_forward",
-    "col2im",
-    "conv2d_backward",
-    "conv2d_forward",
-    "cross_entropy_backward",
-    "cross_entropy_forward",
-    "im2col",
-    "linear_backward",
-    "linear_forward",
-    "max_pool2d_backward",
-    "max_pool2d_forward",
-    "relu_backward",
-    "relu_forward",
-]
+from cnnkit.functional.engine import ENGINES, current, engine_name, use_engine
+
+__all__ = ["ENGINES", "current", "engine_name", "use_engine"]

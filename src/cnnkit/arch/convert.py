@@ -1,0 +1,141 @@
+"""Between architectures and live models: build one from the other, and the string of each.
+
+>>> model = from_spec("INPUT(1x28x28) - [CONV(D=8, F=3, P=1) - RELU - POOL(F=2)] x 2 - FC(10)",
+...                   rng=np.random.default_rng(0))
+>>> model.output_shape((5, 1, 28, 28))
+(5, 10)
+>>> to_spec(model).split(" - ")[:4]
+['INPUT(1x28x28)', 'CONV(D=8, F=3, S=1, P=1)', 'RELU', 'POOL(max, F=2, S=2)']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnkit.arch.specs import FLATTEN, Architecture, InputSpec, LayerSpec, parse
+from cnnkit.arch.trace import make_layer, trace
+from cnnkit.errors import ShapeError
+from cnnkit.nn import registry
+from cnnkit.nn.containers import Sequential
+from cnnkit.nn.spec_args import arguments_of
+
+
+def build(arch: Architecture, *, rng: np.random.Generator | None = None, dtype=np.float32):
+    """The Sequential ``arch`` describes, with freshly initialised weights drawn from ``rng``
+    layer by layer (weight before bias). Raises :class:`ShapeError` listing every problem (one
+    per line) when the shapes do not work out."""
+    traced = trace(arch)
+    traced.raise_problems()
+    rng = np.random.default_rng() if rng is None else rng
+    layers = [
+        make_layer(step.spec, (1, *step.input_shape), rng=rng, dtype=dtype) for step in traced.steps
+    ]
+    return Sequential(*layers, input_shape=arch.input.shape)
+
+
+def from_spec(
+    text: str,
+    *,
+    input_shape: tuple[int, int, int] | None = None,
+    rng: np.random.Generator | None = None,
+    dtype=np.float32,
+):
+    """Build the Sequential an architecture string (or built-in name) describes.
+
+    ``input_shape`` (C, H, W) replaces or supplies the INPUT volume. FC input sizes and CONV
+    input channels are inferred: nobody computes a flatten size by hand.
+    """
+    return build(parse(text).with_input(input_shape), rng=rng, dtype=dtype)
+
+
+def _layers_of(model) -> list:
+    children = list(model.children())
+    return children if isinstance(model, Sequential) else [model]
+
+
+def architecture_of(model, input_shape: tuple[int, int, int] | None = None) -> Architecture:
+    """The configuration of a model (a Sequential, or one layer) of registered layers; no
+    weights are read."""
+    specs: list[LayerSpec] = []
+    layers = _layers_of(model)
+    for index, layer in enumerate(layers):
+        keyword = registry.keyword_of(layer)
+        if keyword is None:
+            raise ShapeError(
+                f"layer {index} {layer!r} has no architecture-string form: register its class "
+                "with @cnnkit.register_layer('KEYWORD')"
+            )
+        config = layer.spec_config()
+        args = _registered_args(layer)
+        values = tuple(
+            (arg.name, config[arg.name])
+            for arg in args
+            if arg.name in config and (arg.key is not None or arg.infer is None)
+        )
+        specs.append(LayerSpec(keyword, values))
+    specs = _mark_implied(specs, layers)
+    shape = input_shape or getattr(model, "input_shape", None)
+    if shape is not None and len(shape) == 4:  # (N, C, H, W): the batch size plays no part
+        shape = tuple(shape[1:])
+    if shape is not None and (len(shape) != 3 or min(shape) < 1):
+        raise ShapeError(f"input_shape must be (C, H, W), got {tuple(shape)}")
+    arch = Architecture(InputSpec(*shape) if shape else None, tuple(specs))
+    return _drop_inferable(arch)
+
+
+def _registered_args(layer):
+    for klass in type(layer).__mro__:
+        if klass.__dict__.get("_keyword") is not None:
+            return arguments_of(klass)
+    return ()
+
+
+def _mark_implied(specs: list[LayerSpec], layers: list) -> list[LayerSpec]:
+    """A default FLATTEN right before the first layer that needs a flat input is implied."""
+    for index, spec in enumerate(specs):
+        if spec.keyword == FLATTEN:
+            following = layers[index + 1] if index + 1 < len(layers) else None
+            if spec.text() == FLATTEN and getattr(following, "flat_input", False):
+                specs[index] = LayerSpec(spec.keyword, spec.config, implied=True)
+            break
+    return specs
+
+
+def _drop_inferable(arch: Architecture) -> Architecture:
+    """Write FC(10) rather than FC(in=128, 10) where the traced shapes give 128 anyway."""
+    if arch.input is None:
+        return arch
+    traced = trace(arch)
+    if traced.problems:
+        return arch
+    layers = list(arch.layers)
+    for step in traced.steps:
+        for arg in step.spec.args:
+            value = step.spec.get(arg.name)
+            if arg.infer is not None and value == arg.infer((1, *step.input_shape)):
+                layers[step.index] = layers[step.index].without(arg.name)
+    return Architecture(arch.input, tuple(layers))
+
+
+def layer_spec_of(layer, input_shape=None) -> LayerSpec | None:
+    """One layer as an architecture-string entry (arguments its input shape gives away left
+    out), or None for a layer whose class is not registered."""
+    if registry.keyword_of(layer) is None:
+        return None
+    spec = architecture_of(layer).layers[0]
+    if input_shape is not None:
+        for arg in spec.args:
+            if arg.infer is not None and spec.get(arg.name) == arg.infer(tuple(input_shape)):
+                spec = spec.without(arg.name)
+    return spec
+
+
+def describe(layer, input_shape=None) -> str:
+    """``CONV(D=8, F=3, S=1, P=1)`` for a registered layer, its repr otherwise."""
+    spec = layer_spec_of(layer, input_shape)
+    return spec.text() if spec is not None else repr(layer).replace("\n", " ")
+
+
+def to_spec(model, input_shape: tuple[int, int, int] | None = None) -> str:
+    """The architecture string that builds a model of the same layers and shapes."""
+    return architecture_of(model, input_shape).text()

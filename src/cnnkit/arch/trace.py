@@ -1,0 +1,219 @@
+"""Shapes through an architecture, without data and without weights, and every problem.
+
+:func:`trace` builds each layer of an :class:`~cnnkit.arch.specs.Architecture` with shape-only
+parameters (nothing allocated, no random number drawn: VGG16 in milliseconds), asks it for its
+output shape, and collects every problem in the lecture's letters instead of stopping at the
+first: a window that does not divide evenly is reported with its fixes and the trace goes on
+with PyTorch's rounding; a layer that cannot run at all ends it.
+
+>>> from cnnkit.arch.specs import parse
+>>> traced = trace(parse("INPUT(1x10x10) - CONV(D=16, F=3, S=2)"))
+>>> traced.problems[0][:60]
+'layer 0 CONV(D=16, F=3, S=2, P=0) on 10x10: (10 - 3 + 2*0)/2'
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from cnnkit.arch.specs import Architecture, LayerSpec
+from cnnkit.errors import CnnkitError, ShapeError
+from cnnkit.nn.parameter import meta_parameters
+from cnnkit.shapes import LETTERS
+
+
+@dataclass(frozen=True)
+class Step:
+    """One layer with the shape it receives and gives, per example: (C, H, W) or (F,)."""
+
+    index: int
+    spec: LayerSpec
+    layer: object  # the layer, built with shape-only parameters
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    notes: tuple[str, ...] = ()  # e.g. what rounding="floor" leaves unread
+
+    def output_text(self) -> str:
+        return volume_text(self.output_shape)
+
+
+def volume_text(shape: tuple[int, ...]) -> str:
+    """The lecture's order: (C, H, W) -> ``HxWxC``; a vector (F,) -> ``F``."""
+    if len(shape) == 3:
+        return f"{shape[1]}x{shape[2]}x{shape[0]}"
+    return "x".join(map(str, shape))
+
+
+def _on(shape: tuple[int, ...]) -> str:
+    """What a layer receives, for messages: ``10x10`` or ``256 values``."""
+    if len(shape) == 3:
+        return f"{shape[1]}x{shape[2]}"
+    return f"{shape[0]} values" if len(shape) == 1 else "x".join(map(str, shape))
+
+
+@dataclass(frozen=True)
+class Trace:
+    steps: tuple[Step, ...]
+    problems: tuple[str, ...]  # one line each: "layer 3 CONV(...) on 10x10: ... ; use ..."
+
+    def raise_problems(self) -> None:
+        if self.problems:
+            raise ShapeError("\n".join(self.problems))
+
+
+def make_layer(spec: LayerSpec, input_shape, *, rng=None, dtype=np.float32, overrides=None):
+    """The layer ``spec`` describes for inputs of ``input_shape`` (N, C, H, W): arguments the
+    string left out (a CONV's input channels) inferred from the shape, then built."""
+    cls = spec.layer_class
+    config = dict(spec.config)
+    for arg in spec.args:
+        if arg.infer is not None and arg.name not in config:
+            config[arg.name] = arg.infer(input_shape)
+    config.update(overrides or {})
+    accepted = inspect.signature(cls.__init__).parameters
+    kwargs = {name: value for name, value in config.items() if name in accepted}
+    if "rng" in accepted:
+        kwargs["rng"] = rng
+    if "dtype" in accepted:
+        kwargs["dtype"] = dtype
+    layer = cls(**kwargs)
+    if "dtype" not in accepted:
+        layer.dtype = np.dtype(dtype)
+    if not layer.built:
+        layer.build(tuple(input_shape))
+        layer.built = True
+    return layer
+
+
+def trace(arch: Architecture, *, floor: bool = False) -> Trace:
+    """Shapes layer by layer, collecting every problem instead of stopping at the first.
+
+    ``floor=True`` rounds every non-whole output size down as PyTorch does and notes which
+    padded input rows/columns are never read.
+    """
+    if arch.input is None:
+        raise ShapeError(
+            "the architecture has no input size; start it with INPUT(CxHxW), or pass "
+            "input_shape=(C, H, W) (--input CxHxW on the command line)"
+        )
+    shape: tuple[int, ...] = arch.input.shape
+    steps: list[Step] = []
+    problems: list[str] = []
+    with meta_parameters():
+        for index, spec in enumerate(arch.layers):
+            label = f"layer {index} {spec.text()}"
+            step, found, fatal = _step(index, spec, shape, label, floor)
+            problems += found
+            if fatal:
+                break
+            steps.append(step)
+            shape = step.output_shape
+    return Trace(tuple(steps), tuple(problems))
+
+
+def _step(index: int, spec: LayerSpec, shape, label: str, floor: bool):
+    """(step, problem lines, whether the trace must stop)."""
+    batch_shape = (1, *shape)
+    problems = _inferred_problems(spec, batch_shape, label, shape)
+    spec = _without_given_inferred(spec, batch_shape)
+    floor_here = floor and "rounding" in dict(spec.config)
+    overrides = {"rounding": "floor"} if floor_here else {}
+    try:
+        layer = make_layer(spec, batch_shape, overrides=overrides)
+        out = layer.output_shape(batch_shape)
+    except ShapeError as error:
+        window = _window_of(spec, batch_shape)
+        if window is None or len(shape) != 3:
+            return None, [*problems, f"{label} on {_on(shape)}: {_plain(error)}"], True
+        line, fatal = _window_problem(label, spec, window, shape[1:], floor)
+        if fatal:
+            return None, [*problems, line], True
+        layer = make_layer(spec, batch_shape, overrides={"rounding": "floor"})
+        out = layer.output_shape(batch_shape)
+        problems.append(line)
+    except CnnkitError as error:
+        return None, [*problems, f"{label} on {_on(shape)}: {_plain(error)}"], True
+    window = getattr(layer, "window", None)
+    notes = ()
+    if window is not None and len(shape) == 3 and (floor or window.rounding == "floor"):
+        notes = window.unread_notes(shape[1:])
+    return Step(index, spec, layer, tuple(shape), tuple(out[1:]), notes), problems, False
+
+
+def _plain(error: CnnkitError) -> str:
+    return str(error).split("\n")[0]
+
+
+def _inferred_problems(spec: LayerSpec, batch_shape, label: str, shape) -> list[str]:
+    """An argument the shapes give away, written by hand with another value."""
+    problems = []
+    for arg in spec.args:
+        given = spec.get(arg.name)
+        if arg.infer is None or arg.key is None or given is None:
+            continue
+        inferred = arg.infer(batch_shape)
+        if given != inferred:
+            problems.append(
+                f"{label} on {_on(shape)}: {arg.key}={given} does not match the {inferred} "
+                f"{arg.meaning or 'values'} it receives; use {spec.without(arg.name).text()} "
+                f"to infer it or {arg.key}={inferred}"
+            )
+    return problems
+
+
+def _without_given_inferred(spec: LayerSpec, batch_shape) -> LayerSpec:
+    for arg in spec.args:
+        if arg.infer is not None and spec.get(arg.name) is not None:
+            if spec.get(arg.name) != arg.infer(batch_shape):
+                spec = spec.without(arg.name)
+    return spec
+
+
+def _window_of(spec: LayerSpec, batch_shape):
+    """The window of the layer ``spec`` describes, built with PyTorch's rounding (so it can
+    be built at all), or None for a layer without one."""
+    try:
+        return make_layer(spec, batch_shape, overrides={"rounding": "floor"}).window
+    except (CnnkitError, AttributeError, TypeError):
+        return None
+
+
+def _window_problem(label, spec: LayerSpec, window, input_hw, floor: bool) -> tuple[str, bool]:
+    """The problem line in lecture letters with fixes, and whether it is fatal."""
+    window = _with_rounding(window, spec.get("rounding", "strict"))
+    problems = window.problems(input_hw, floor=floor)
+    first = problems[0]
+    fixes = [
+        text
+        for fix in first.fixes
+        if (text := _lecture_fix(spec, fix.name, fix.value, input_hw, floor)) is not None
+    ]
+    where = "" if len(problems) == 2 or input_hw[0] == input_hw[1] else f"{first.axis}: "
+    advice = f"; use {' or '.join(fixes)}" if fixes else ""
+    if not first.too_large and not floor:
+        advice += f"{',' if fixes else ';'} or --floor (-> {first.floor_output}, as PyTorch)"
+    fatal = any(problem.too_large for problem in problems)
+    return f"{label} on {input_hw[0]}x{input_hw[1]}: {where}{first.describe()}{advice}", fatal
+
+
+def _with_rounding(window, rounding: str):
+    return replace(window, rounding=rounding)
+
+
+def _lecture_fix(spec: LayerSpec, name: str, value: int, input_hw, floor: bool) -> str | None:
+    """Apply one fix to both axes of a square layer and say what the output becomes."""
+    letter = next((arg.key for arg in spec.args if arg.name == name), LETTERS.get(name, name))
+    current = spec.get(name)
+    if not isinstance(current, tuple) or current[0] != current[1]:
+        return None
+    fixed = spec.with_value(name, (value, value))
+    try:
+        layer = make_layer(fixed, (1, 1, *input_hw), overrides={"rounding": "floor"})
+        rounding = "floor" if floor else spec.get("rounding", "strict")
+        oh, ow = layer.window.output_hw("", input_hw, rounding=rounding)
+    except (CnnkitError, AttributeError, TypeError):
+        return None
+    return f"{letter}={value} (-> {oh}x{ow})"

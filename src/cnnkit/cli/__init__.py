@@ -1,0 +1,123 @@
+"""The ``cnnkit`` command: argument parsing and printing only.
+
+Every cnnkit error becomes one line on stderr and exit code 2; output cut short by a closed
+pipe (``cnnkit summary vgg16 | head``) ends quietly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from cnnkit.cli.evaluate import add_evaluate_parsers
+from cnnkit.cli.explain import add_explain_parser
+from cnnkit.cli.summary import add_summary_parsers
+from cnnkit.cli.train import add_train_parser
+from cnnkit.cli.viz import add_viz_parsers
+from cnnkit.errors import CnnkitError
+
+
+def _version_text() -> str:
+    from cnnkit import info
+
+    facts = info.describe()
+    return (
+        f"cnnkit {facts['cnnkit']} (engine {info.engine_name()}; NumPy {facts['numpy']}, "
+        f"BLAS {facts['blas']}; numba {facts['numba']})"
+    )
+
+
+class _Version(argparse.Action):
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(_version_text())
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnnkit",
+        description="Convolutional neural networks from scratch on NumPy, explained.",
+    )
+    parser.add_argument(
+        "--version", action=_Version, help="the version, the engine, NumPy and its BLAS"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo",
+        help="train the lecture's INPUT-[CONV-RELU-POOL]x2-FC network on the embedded digits",
+        description="Train the lecture's network on the embedded optdigits set (8x8 digits) "
+        "with the default recipe, print the loss per epoch and the test accuracy, and say "
+        "where the run is. The same as `cnnkit train` with no options.",
+    )
+    demo.add_argument("--out", metavar="RUN_DIR", help="default: runs/optdigits-<time>")
+    demo.set_defaults(run=run_demo)
+    add_train_parser(commands)
+    add_evaluate_parsers(commands)
+    add_summary_parsers(commands)
+    add_explain_parser(commands)
+    add_viz_parsers(commands)
+    info = commands.add_parser(
+        "info",
+        help="what cnnkit runs on: version, engine, NumPy and its BLAS, compiled kernels",
+        description="Print cnnkit's version, the engine computing the layers, NumPy and the "
+        "BLAS it calls, and whether the compiled kernels (numba) are on.",
+    )
+    info.set_defaults(run=run_info)
+    return parser
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``cnnkit train`` with the defaults, then the pictures of the run."""
+    from cnnkit.viz import demo_pictures
+
+    out = args.out or f"runs/optdigits-{time.strftime('%Y%m%d-%H%M%S')}"
+    train_args = build_parser().parse_args(["train", "--out", out])
+    status = train_args.run(train_args)
+    if status == 0:
+        demo_pictures(out)
+    return status
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from cnnkit import info
+
+    facts = info.describe()
+    width = max(len(label) for label in facts)
+    for label, text in facts.items():
+        print(f"{label.ljust(width)}  {text}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
+        return args.run(args)
+    except CnnkitError as error:
+        for line in str(error).splitlines():  # several problems: one line each
+            print(f"cnnkit: error: {line}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnkit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
+
+
+def _silence_stdout() -> None:
+    """The reader went away (``| head``): send what is left to /dev/null, so that the final
+    flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

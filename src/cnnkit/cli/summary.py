@@ -1,0 +1,108 @@
+"""``cnnkit summary`` and ``cnnkit shape``: the lecture's arithmetic on the command line."""
+
+from __future__ import annotations
+
+import argparse
+
+from cnnkit.cli.args import positive, volume
+
+
+def add_summary_parsers(commands) -> None:
+    _add_summary(commands)
+    _add_shape(commands)
+
+
+def _add_summary(commands) -> None:
+    from cnnkit.arch import ARCHITECTURES
+
+    summary = commands.add_parser(
+        "summary",
+        help="shapes, parameters, multiply-adds and memory of a network, layer by layer",
+        description="Explain every number of a network given as an architecture string "
+        "(e.g. 'INPUT(3x227x227) - CONV(D=96, F=11, S=4) - RELU - POOL(F=3, S=2) - FC(10)') "
+        f"or a built-in name ({', '.join(sorted(ARCHITECTURES))}). Impossible stacks exit "
+        "with code 2 and one line per problem.",
+    )
+    summary.add_argument("spec", metavar="SPEC|NAME")
+    summary.add_argument("--input", type=volume, metavar="CxHxW", help="input volume")
+    summary.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
+    summary.add_argument("--batch", type=positive(int), default=1, help="batch size for memory")
+    summary.add_argument(
+        "--floor", action="store_true", help="round non-whole sizes down, as PyTorch does"
+    )
+    summary.set_defaults(run=run_summary)
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    from cnnkit.summary import summarize
+
+    result = summarize(args.spec, input_shape=args.input, batch=args.batch, floor=args.floor)
+    render = {
+        "table": result.table,
+        "markdown": result.markdown,
+        "json": result.to_json,
+        "csv": result.csv,
+    }[args.format]
+    print(render().rstrip("\n"))
+    return 0
+
+
+def _add_shape(commands) -> None:
+    shape = commands.add_parser(
+        "shape",
+        help="evaluate (I - F + 2P)/S + 1, or list every (F, S, P) that gives an output size",
+        description="Evaluate the lecture's formula (I - F + 2P)/S + 1 for one axis and say "
+        "whether the configuration is possible. With --output, list every small (F, S, P) "
+        "that maps I to that output. Exit code 0: possible; 1: impossible.",
+    )
+    shape.add_argument("--input", "-I", type=positive(int), required=True, metavar="I")
+    shape.add_argument("--filter", "-F", type=positive(int), metavar="F")
+    shape.add_argument("--stride", "-S", type=positive(int), default=1, metavar="S")
+    shape.add_argument("--padding", "-P", type=int, default=0, metavar="P")
+    shape.add_argument("--output", "-O", type=positive(int), metavar="O")
+    shape.add_argument(
+        "--floor", action="store_true", help="round a non-whole result down, as PyTorch does"
+    )
+    shape.set_defaults(run=run_shape)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:.4g}"
+
+
+def run_shape(args: argparse.Namespace) -> int:
+    from cnnkit import shapes
+    from cnnkit.errors import ConfigError
+
+    if args.output is not None:
+        found = shapes.solutions(args.input, args.output, max_kernel=max(11, args.filter or 0))
+        given = f" for I = {args.input}"
+        if args.filter is not None:
+            found = [s for s in found if s.kernel == args.filter]
+            given += f" and F = {args.filter}"
+        print(f"(I - F + 2P)/S + 1 = {args.output}{given}: {len(found)} ways")
+        for s in found:
+            arithmetic = shapes.formula(args.input, s.kernel, s.stride, s.padding)
+            print(f"  F={s.kernel} S={s.stride} P={s.padding}   {arithmetic} = {args.output}")
+        return 0 if found else 1
+    if args.filter is None:
+        raise ConfigError("cnnkit shape: give --filter F (or --output O to search)")
+    if args.padding < 0:
+        raise ConfigError(f"cnnkit shape: --padding must be >= 0, got {args.padding}")
+    arithmetic = shapes.formula(args.input, args.filter, args.stride, args.padding)
+    problem = shapes.axis_problem("size", args.input, args.filter, args.stride, args.padding)
+    if problem is not None and args.floor and not problem.too_large:
+        print(
+            f"{arithmetic} = {_number(problem.exact)} -> floor {problem.floor_output} "
+            "(as PyTorch): "
+            f"the last {problem.dropped} of the {problem.padded_size} padded input positions "
+            "are never read"
+        )
+        return 0
+    if problem is None:
+        result = shapes.output_size(args.input, args.filter, args.stride, args.padding)
+        print(f"{arithmetic} = {result}: possible, {result} units along this axis")
+        return 0
+    print(f"{problem.describe()}: impossible")
+    print(problem.advice(letters=True))
+    return 1

@@ -1,0 +1,244 @@
+"""``cnnkit train``, ``cnnkit evaluate`` and ``cnnkit predict``: the command-line side of training.
+
+Every option of ``train`` has a default that suits the data: the recipe below for each kind of
+data set is the one the accuracy targets are measured with, and ``--arch`` defaults to the
+lecture's INPUT-[CONV-RELU-POOL]x2-FC sized to the data's images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from cnnkit.arch.named import lecture_spec
+from cnnkit.cli.args import positive
+from cnnkit.errors import ConfigError, DataError, ShapeError, TrainingError
+
+RECIPES = {
+    "optdigits": {"epochs": 30, "batch_size": 32, "lr": 0.05, "augment_shift": 1},
+    "mnist": {"epochs": 12, "batch_size": 64, "lr": 0.05, "augment_shift": 2},
+    "cifar10": {"epochs": 30, "batch_size": 64, "lr": 0.05, "augment_shift": 4},
+    "folder": {"epochs": 20, "batch_size": 32, "lr": 0.05, "augment_shift": 1},
+}
+RECIPE_OPTIONS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "momentum",
+    "weight_decay",
+    "schedule",
+    "warmup_epochs",
+    "augment_shift",
+    "seed",
+    "init",
+    "checkpoint_every",
+)
+
+
+def _scheme(source: str) -> str:
+    return source.split(":", 1)[0].lower()
+
+
+def default_arch(input_shape: tuple[int, int, int], classes: int) -> str:
+    """The lecture's INPUT-[CONV-RELU-POOL]x2-FC for this image size (3x3 filters, P=1)."""
+    height, width = input_shape[1:]
+    if height % 4 or width % 4:
+        raise ConfigError(
+            f"the default network halves {height}x{width} twice, which needs sizes divisible "
+            "by 4; give --arch, e.g. with POOL(F=2, round=floor)"
+        )
+    return lecture_spec(input_shape, classes)
+
+
+def add_train_parser(commands) -> None:
+    """Register ``train`` on the CLI's subparsers."""
+    train = commands.add_parser(
+        "train",
+        help="train a network on optdigits, MNIST-format, CIFAR-10 or an image folder",
+        description="Train a network and keep the run in RUN_DIR (spec, settings, history, "
+        "last and best checkpoints). Options left out take the data's default recipe. "
+        "Ctrl-C saves the run; --resume continues it exactly where it stopped.",
+    )
+    train.add_argument("--arch", metavar="SPEC|NAME", help="default: the lecture's network")
+    train.add_argument(
+        "--data",
+        metavar="SOURCE",
+        help="optdigits (default, embedded), mnist:DIR, cifar10:DIR or folder:DIR",
+    )
+    train.add_argument("--epochs", type=positive(int))
+    train.add_argument("--batch-size", type=positive(int))
+    train.add_argument("--lr", type=positive(float), help="learning rate (peak, with a schedule)")
+    train.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
+    train.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
+    train.add_argument("--weight-decay", type=float, help="default 5e-4")
+    train.add_argument("--schedule", choices=["constant", "step", "cosine"], help="default cosine")
+    train.add_argument("--warmup-epochs", type=int)
+    train.add_argument("--augment-shift", type=int, help="random shifts of up to N pixels")
+    train.add_argument("--validation", type=float, help="share of training data held out (0.1)")
+    train.add_argument("--seed", type=int, help="seeds weights, order and augmentation (0)")
+    train.add_argument(
+        "--init", choices=["default", "he", "xavier"], help="weight initialisation (PyTorch's)"
+    )
+    train.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
+    train.add_argument("--out", metavar="RUN_DIR", help="default: runs/<data>-<time>")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    mode = train.add_mutually_exclusive_group()
+    mode.add_argument("--quiet", action="store_true", help="print only the final result")
+    mode.add_argument("--jsonl", action="store_true", help="JSON lines on stdout, for scripts")
+    train.set_defaults(run=run_train)
+
+
+def resolved_source(source: str) -> str:
+    """``mnist:data/mnist`` -> ``mnist:/abs/path/data/mnist``: a run stores where its data is
+    so that ``evaluate`` finds it from any directory."""
+    scheme, colon, location = source.partition(":")
+    if not colon or not location.strip():
+        return source
+    return f"{scheme}:{Path(location).expanduser().resolve()}"
+
+
+def _saved_settings(run_dir: Path) -> dict:
+    path = run_dir / "settings.json"
+    if not path.is_file():
+        raise TrainingError(f"{run_dir}: no run to resume here (no settings.json)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not valid JSON ({error})") from None
+
+
+def _plan(args) -> tuple[str, float, dict, str | None, Path]:
+    """(data source, validation share, recipe values, arch or None, run dir) from the options."""
+    if args.resume:
+        if args.out is None:
+            raise ConfigError("--resume needs --out RUN_DIR: the run to continue")
+        run_dir = Path(args.out)
+        saved = _saved_settings(run_dir)
+        source = args.data or saved["data"]
+        validation = saved.get("validation", 0.1) if args.validation is None else args.validation
+        recipe = dict(saved["recipe"])
+        arch = args.arch or saved.get("spec")
+    else:
+        source = resolved_source(args.data or "optdigits")
+        validation = 0.1 if args.validation is None else args.validation
+        recipe = dict(RECIPES.get(_scheme(source), {}))
+        arch = args.arch
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(args.out or f"runs/{_scheme(source)}-{stamp}")
+    for name in RECIPE_OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            recipe[name] = value
+    return source, validation, recipe, arch, run_dir
+
+
+def _architecture(arch_text: str | None, data):
+    """Parse ``--arch`` (or the default), fit it to the data's images and classes."""
+    from cnnkit.arch import parse, trace
+
+    classes = len(data.classes)
+    arch = parse(arch_text or default_arch(data.input_shape, classes))
+    if arch.input is not None and arch.input.shape != tuple(data.input_shape):
+        raise ShapeError(
+            f"--arch starts with {arch.input.text()} but the data's images are "
+            f"{'x'.join(map(str, data.input_shape))}; drop INPUT(...) or match it"
+        )
+    arch = arch.with_input(tuple(data.input_shape))
+    traced = trace(arch)
+    traced.raise_problems()
+    output = traced.steps[-1].output_shape if traced.steps else arch.input.shape
+    if output != (classes,):
+        raise ShapeError(
+            f"the network's output is {'x'.join(map(str, output))} but the data has {classes} "
+            f"classes; end --arch with FC({classes})"
+        )
+    return arch
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from cnnkit.arch import build
+    from cnnkit.cli.progress import JsonLinesReporter, ProgressReporter
+    from cnnkit.data import load_dataset
+    from cnnkit.train import Recipe, Reporter, evaluate, fit, load_network
+
+    source, validation, recipe_values, arch_text, run_dir = _plan(args)
+    recipe = Recipe.from_dict(recipe_values)
+    data = load_dataset(source, validation=validation, seed=recipe.seed)
+    arch = _architecture(arch_text, data)
+    model = build(arch, rng=np.random.default_rng([recipe.seed, 0]))
+    if recipe.init != "default" and not args.resume:
+        from cnnkit.init import init_model
+
+        init_model(model, recipe.init, np.random.default_rng([recipe.seed, 2]))
+    reporter = (
+        JsonLinesReporter() if args.jsonl else Reporter() if args.quiet else ProgressReporter()
+    )
+    meta = {
+        "spec": arch.text(),
+        "data": source,
+        "validation": validation,
+        "classes": list(data.classes),
+        "input_shape": list(data.input_shape),
+        "mean": [float(v) for v in data.mean],
+        "std": [float(v) for v in data.std],
+    }
+    if not args.quiet and not args.jsonl:
+        print(
+            f"{source}: {len(data.train_images)} training, {len(data.val_images)} validation "
+            f"and {len(data.test_images)} test images of {_volume_text(data.input_shape)}"
+        )
+        print(f"network: {arch.text()}")
+        print(f"recipe: {_recipe_text(recipe)}")
+    try:
+        history = fit(
+            model,
+            data,
+            recipe=recipe,
+            run_dir=run_dir,
+            resume=args.resume,
+            reporter=reporter,
+            meta=meta,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"interrupted; the run is saved in {run_dir}: continue it with "
+            f"cnnkit train --out {run_dir} --resume"
+        )
+        return 130
+    best, header = load_network(run_dir, "best")
+    test_loss, test_accuracy = evaluate(best, data.test_images, data.test_labels)
+    best_epoch = header["epoch"]
+    if args.jsonl:
+        reporter.emit(
+            "done",
+            test_accuracy=test_accuracy,
+            test_loss=test_loss,
+            best_epoch=best_epoch,
+            run_dir=str(run_dir),
+            epochs=len(history),
+        )
+    else:
+        seconds = sum(record.seconds for record in history)
+        print(
+            f"test accuracy {test_accuracy:.2%} on {len(data.test_images)} images "
+            f"(best.npz: epoch {best_epoch}, chosen by validation accuracy); "
+            f"training took {seconds:.1f} s"
+        )
+        print(f"run saved in {run_dir}")
+    return 0
+
+
+def _volume_text(shape) -> str:
+    channels, height, width = shape
+    return f"{height}x{width}x{channels}"
+
+
+def _recipe_text(recipe) -> str:
+    values = asdict(recipe)
+    return ", ".join(f"{key}={value}" for key, value in values.items())

@@ -1,0 +1,34 @@
+"""The fast engine (the default): the reference engine's contract, tuned for speed.
+
+Convolution plans its memory layouts and chunks per shape (:mod:`.plan`, :mod:`.conv`), pooling
+runs separable strided reductions (:mod:`.pool`), and compiled loops (:mod:`.jit`, numba, part
+of the default install) take 2x2 pooling, ReLU and the small layers' im2col/col2im. Every
+function gives the reference engine's numbers up to float rounding; the tests compare them on
+random shapes, strides, paddings and dtypes, and both against PyTorch.
+"""
+
+from cnnkit.functional.fast.activation import relu_backward, relu_forward
+from cnnkit.functional.fast.conv import conv2d_backward, conv2d_forward
+from cnnkit.functional.fast.linear import linear_backward, linear_forward
+from cnnkit.functional.fast.pool import (
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+)
+
+NAME = "fast"
+
+__all__ = [
+    "NAME",
+    "avg_pool2d_backward",
+    "avg_pool2d_forward",
+    "conv2d_backward",
+    "conv2d_forward",
+    "linear_backward",
+    "linear_forward",
+    "max_pool2d_backward",
+    "max_pool2d_forward",
+    "relu_backward",
+    "relu_forward",
+]

@@ -1,0 +1,320 @@
+"""2-D convolution (cross-correlation, as in PyTorch): forward beside backward.
+
+Each output unit is the lecture's computational unit: the dot product of one filter with one
+input region, plus that filter's bias. All units of a depth slice share the filter (parameter
+sharing), so backward sums every unit's weight gradient over the slice and over the batch.
+
+The work is im2col and one matrix product per chunk of images, as the plan of
+:mod:`cnnkit.functional.fast.plan` says. What backward needs (the columns, or the padded input
+to rebuild them from) comes from memory that nothing else may reuse while it is saved, so a
+layer may run its forward several times before the matching backwards.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from cnnkit.backend import get_array_module
+from cnnkit.functional.fast.layout import (
+    MEMORY_ORDER,
+    NHWC,
+    Workspace,
+    kept,
+    layout_of,
+    memory,
+    nchw,
+    result,
+    scratch,
+)
+from cnnkit.functional.fast.plan import IMAGES, ConvPlan, bias_in_product, plan_conv
+from cnnkit.functional.fast.windows import (
+    COLUMNS,
+    ROWS,
+    Sides,
+    fold,
+    fold_into,
+    no_padding,
+    output_hw,
+    padded,
+    unfold,
+)
+
+
+class ConvCache(NamedTuple):
+    """What :func:`conv2d_backward` needs, and nothing more."""
+
+    saved: object  # the im2col columns (plan.keep_columns), else the padded input (N, C, Hp, Wp)
+    # stored in the plan's source layout (the input itself when that needed no copy)
+    w: object  # (D, C, KH, KW), the parameter itself
+    input_shape: tuple[int, int, int, int]
+    stride: tuple[int, int]
+    padding: Sides
+    has_bias: bool
+    plan: ConvPlan
+
+
+def _filters(w, order):
+    """The filters as a (D, K) matrix whose K axis follows the im2col buffer's tap order."""
+    d = w.shape[0]
+    if order == ROWS:
+        xp = get_array_module(w)
+        return xp.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(d, -1)  # (D, KH*KW*C)
+    return w.reshape(d, -1)  # (D, C*KH*KW)
+
+
+def _unfilter(dweights, w_shape, order):
+    """Inverse of :func:`_filters`: (D, K) -> (D, C, KH, KW)."""
+    d, c, kh, kw = w_shape
+    if order == ROWS:
+        xp = get_array_module(dweights)
+        return xp.ascontiguousarray(dweights.reshape(d, kh, kw, c).transpose(0, 3, 1, 2))
+    return dweights.reshape(w_shape)
+
+
+def _as_matrix(cols, order, images: int, units: int):
+    """The im2col buffer as an (N*OH*OW, K) matrix (a view), or None for IMAGES."""
+    if order == ROWS:
+        return cols.reshape(images * units, -1)
+    if order == COLUMNS:
+        return cols.reshape(-1, images * units).T
+    return None
+
+
+def _as_batches(cols, order, images: int, units: int):
+    """The im2col buffer as N matrices (K, OH*OW), one per image (a view)."""
+    if order == ROWS:
+        return cols.reshape(images, units, -1).transpose(0, 2, 1)
+    if order == COLUMNS:
+        return cols.reshape(-1, images, units).transpose(1, 0, 2)
+    return cols.reshape(images, -1, units)
+
+
+def _chunk(plan: ConvPlan, n: int) -> int:
+    """Images per chunk; kept COLUMNS are one (K, N*OH*OW) matrix, so one chunk."""
+    return n if plan.keep_columns and plan.order == COLUMNS else plan.chunk
+
+
+def _chunks(n: int, chunk: int):
+    for start in range(0, n, max(chunk, 1)):  # an empty batch has a chunk of 0
+        yield start, min(n, start + chunk)
+
+
+def _column_buffer(workspace, name, plan, rows: int, k: int, dtype, xp, keep: bool = False):
+    lend = kept if keep else scratch
+    if plan.order == COLUMNS:
+        return lend(workspace, name, (k, rows), dtype, xp)
+    return lend(workspace, name, (rows, k), dtype, xp)
+
+
+def _columns(workspace, name, plan, rows: int, k: int, dtype, xp, ones_row: bool, keep=False):
+    """A column buffer for ``rows`` units and ``k`` taps, and the part of it im2col fills; with
+    ``ones_row`` a (K + 1, rows) buffer whose last row holds ones (written when allocated,
+    never overwritten). ``keep``: the buffer is saved for backward (see the module docs)."""
+    if not ones_row:
+        cols = _column_buffer(workspace, name, plan, rows, k, dtype, xp, keep)
+        return cols, cols
+    # Its own name, so no buffer without the ones row is ever handed out in its place.
+    lend = kept if keep else scratch
+    buffer = lend(workspace, f"{name}+ones", (k + 1, rows), dtype, xp, fill=1.0)
+    return buffer, buffer[:k]
+
+
+def conv2d_forward(
+    x,
+    w,
+    b,
+    *,
+    stride: tuple[int, int],
+    padding: Sides,
+    workspace: Workspace | None = None,
+    plan: ConvPlan | None = None,
+    save: bool = True,
+):
+    """y[n, d] = sum over regions of w[d] * x[n] + b[d].
+
+    Shapes: x (N, C, H, W), w (D, C, KH, KW), b (D,) or None -> y (N, D, OH, OW) with
+    OH = (H + top + bottom - KH)//SH + 1 and OW likewise. Returns ``(y, cache)``. ``y`` is a
+    fresh array, stored NCHW or channels-last (see :mod:`cnnkit.functional.fast.layout`). A
+    ``workspace`` lends reusable scratch arrays. ``save=False`` (nothing will call backward)
+    lets everything the cache would hold be scratch. ``plan`` overrides :func:`plan_conv` (the
+    tests run every plan on the same data).
+    """
+    xp = get_array_module(x)
+    n, c = x.shape[:2]
+    d, _, kh, kw = w.shape
+    if plan is None:
+        sides = (tuple(padding[0]), tuple(padding[1]))
+        plan = plan_conv(x.shape, layout_of(x), w.shape, tuple(stride), sides, x.dtype.itemsize)
+    keep_source = save and not plan.keep_columns
+    source = padded(
+        x, padding, layout=plan.source_layout, workspace=workspace, name="x", keep=keep_source
+    )
+    oh, ow = output_hw(source.shape[2:], (kh, kw), stride)
+    units, k = oh * ow, c * kh * kw
+    weights = _filters(w, plan.order)
+    has_bias = b is not None
+    ones_row = bias_in_product(plan, has_bias)
+    if ones_row:
+        weights, b = xp.concatenate([weights, b[:, None]], axis=1), None  # (D, K + 1)
+    y = result(workspace, "y", (n, d, oh, ow), x.dtype, plan.out_layout, xp)
+    stored = memory(y, plan.out_layout)  # (N, OH, OW, D) or (N, D, OH, OW)
+    if plan.keep_columns:
+        columns, all_taps = _columns(
+            workspace, "columns", plan, n * units, k, x.dtype, xp, ones_row, keep=save
+        )
+    for start, stop in _chunks(n, _chunk(plan, n)):
+        if plan.keep_columns and plan.order == COLUMNS:
+            cols, taps = columns, all_taps
+        elif plan.keep_columns:
+            cols = taps = columns[start * units : stop * units]
+        else:
+            rows = (stop - start) * units
+            cols, taps = _columns(workspace, "chunk", plan, rows, k, x.dtype, xp, ones_row)
+        unfold(source[start:stop], (kh, kw), stride, taps, plan.order)
+        _forward_product(cols, weights, b, stored[start:stop], plan, stop - start, units)
+    if not save:
+        return y, None
+    saved = columns if plan.keep_columns else source
+    return y, ConvCache(saved, w, x.shape, stride, padding, has_bias, plan)
+
+
+def _forward_product(cols, weights, b, stored, plan, images, units):
+    """One chunk's units: (M, K) @ (K, D) into channels-last rows, or per image (D, K) @
+    (K, OH*OW) into NCHW planes."""
+    xp = get_array_module(cols)
+    d = weights.shape[0]
+    if plan.out_layout == NHWC:
+        out = stored.reshape(-1, d)  # (N*OH*OW, D)
+        matrix = _as_matrix(cols, plan.order, images, units)
+        if matrix is not None:
+            xp.matmul(matrix, weights.T, out=out)
+        else:
+            batches = _as_batches(cols, plan.order, images, units).transpose(0, 2, 1)
+            xp.matmul(batches, weights.T, out=out.reshape(images, units, d))
+        if b is not None:
+            out += b
+        return
+    out = stored.reshape(images, d, units)  # (N, D, OH*OW)
+    xp.matmul(weights, _as_batches(cols, plan.order, images, units), out=out)
+    if b is not None:
+        out += b[:, None]
+
+
+def conv2d_backward(dy, cache: ConvCache, *, workspace=None, input_grad: bool = True):
+    """Gradients of :func:`conv2d_forward`: ``(dx, dw, db)``; ``db`` is None without a bias.
+
+    dy (N, D, OH, OW) -> dx (N, C, H, W), dw (D, C, KH, KW), db (D,). ``dw`` is the sum over
+    every unit of the depth slice and every image of that unit's gradient, in one product per
+    chunk. With ``input_grad=False`` dx is not computed and None is returned in its place.
+    """
+    saved, w, input_shape, stride, padding, has_bias, plan = cache
+    xp = get_array_module(dy)
+    n, c, h, width = input_shape
+    d, _, kh, kw = w.shape
+    oh, ow = dy.shape[2:]
+    units, k = oh * ow, c * kh * kw
+    (top, _), (left, _) = padding
+    grads = memory(dy, plan.out_layout)
+    if not grads.flags.c_contiguous:
+        grads = xp.ascontiguousarray(grads)  # (N, OH, OW, D) or (N, D, OH, OW)
+    ones_row = bias_in_product(plan, has_bias)
+    db = _bias_gradient(grads, plan.out_layout, workspace) if has_bias and not ones_row else None
+    back = plan.input_gradient_plan()
+    weights = _filters(w, back.order)
+    dweights = xp.zeros((d, k + 1 if ones_row else k), dtype=dy.dtype)  # (D, K [+ db])
+    source = saved  # when not plan.keep_columns: already padded, in the source layout
+    dx = None
+    if input_grad:
+        dx = result(workspace, "dx", input_shape, dy.dtype, back.source_layout, xp)
+    for start, stop in _chunks(n, _chunk(plan, n)):
+        images = stop - start
+        if plan.keep_columns:
+            cols = saved if plan.order == COLUMNS else saved[start * units : stop * units]
+        else:
+            rows = images * units
+            cols, taps = _columns(workspace, "chunk", plan, rows, k, dy.dtype, xp, ones_row)
+            unfold(source[start:stop], (kh, kw), stride, taps, plan.order)
+        chunk_grads = grads[start:stop]
+        dweights += _weight_product(chunk_grads, cols, plan, images, units)
+        if not input_grad:
+            continue
+        dcols = _column_buffer(workspace, "dcolumns", back, images * units, k, dy.dtype, xp)
+        _input_product(chunk_grads, weights, dcols, back, images, units)
+        if fold_into(dcols, dx[start:stop], (kh, kw), stride, padding, back.order):
+            continue
+        if no_padding(padding):
+            target = dx[start:stop]
+            target[...] = 0
+            fold(dcols, target, (kh, kw), stride, back.order)
+        else:
+            shape = (images, c, h + sum(padding[0]), width + sum(padding[1]))
+            target = padded_zeros(workspace, shape, dy.dtype, back.source_layout, xp)
+            fold(dcols, target, (kh, kw), stride, back.order)
+            dx[start:stop] = target[:, :, top : top + h, left : left + width]
+    if ones_row:
+        dweights, db = dweights[:, :k], xp.ascontiguousarray(dweights[:, k])
+    return dx, _unfilter(dweights, w.shape, plan.order), db
+
+
+def _bias_gradient(grads, out_layout, workspace):
+    """Sum of dy over every unit of each depth slice: (D,). A product with a vector of ones
+    runs several times faster than NumPy's reductions over these axes."""
+    xp = get_array_module(grads)
+    if out_layout != NHWC:  # (N*D, OH*OW) @ ones, then the N partial sums
+        n, d = grads.shape[:2]
+        planes = grads.reshape(n * d, grads.shape[2] * grads.shape[3])
+        ones = scratch(workspace, "ones", (planes.shape[1],), grads.dtype, xp, fill=1.0)
+        return xp.matmul(planes, ones).reshape(n, d).sum(axis=0)
+    rows = grads.reshape(-1, grads.shape[-1])  # (N*OH*OW, D)
+    ones = scratch(workspace, "ones", (rows.shape[0],), grads.dtype, xp, fill=1.0)
+    return xp.matmul(ones, rows)
+
+
+def padded_zeros(workspace, shape, dtype, layout, xp):
+    """A zeroed scratch array indexed (N, C, Hp, Wp), stored in ``layout``."""
+    stored = scratch(workspace, "dpadded", [shape[a] for a in MEMORY_ORDER[layout]], dtype, xp)
+    stored[...] = 0
+    return nchw(stored, layout)
+
+
+def _weight_product(grads, cols, plan, images, units):
+    """Sum over the chunk's units of dy (D) times the unit's columns (K): (D, K)."""
+    xp = get_array_module(grads)
+    if plan.out_layout == NHWC:
+        d = grads.shape[-1]
+        if plan.order == COLUMNS:  # (K, M) @ (M, D): OpenBLAS runs this form faster
+            return xp.matmul(cols.reshape(-1, images * units), grads.reshape(-1, d)).T
+        matrix = _as_matrix(cols, plan.order, images, units)
+        if matrix is not None:  # (K, M) @ (M, D), transposed back: 10-15 % faster than
+            return xp.matmul(matrix.T, grads.reshape(-1, d)).T  # (D, M) @ (M, K) here
+        per_image = grads.reshape(images, units, d).transpose(0, 2, 1)  # (N, D, OH*OW)
+    else:
+        per_image = grads.reshape(images, grads.shape[1], units)  # (N, D, OH*OW)
+    batches = _as_batches(cols, plan.order, images, units)  # (N, K, OH*OW)
+    return xp.matmul(per_image, batches.transpose(0, 2, 1)).sum(axis=0)
+
+
+def _input_product(grads, weights, dcols, plan, images, units):
+    """Gradient of the columns, dy times the filters, written into ``dcols`` in the buffer's
+    order."""
+    xp = get_array_module(grads)
+    d = weights.shape[0]
+    if plan.out_layout == NHWC:
+        rows = grads.reshape(-1, d)  # (M, D)
+        if plan.order == ROWS:
+            xp.matmul(rows, weights, out=dcols.reshape(images * units, -1))  # (M, K)
+            return
+        if plan.order == COLUMNS:
+            xp.matmul(weights.T, rows.T, out=dcols.reshape(-1, images * units))  # (K, M)
+            return
+        per_image = rows.reshape(images, units, d).transpose(0, 2, 1)  # (N, D, OH*OW)
+    else:
+        per_image = grads.reshape(images, d, units)  # (N, D, OH*OW)
+    if plan.order == ROWS:
+        out = dcols.reshape(images, units, -1)  # (N, OH*OW, K)
+        xp.matmul(per_image.transpose(0, 2, 1), weights, out=out)
+    elif plan.order == IMAGES:
+        xp.matmul(weights.T, per_image, out=dcols.reshape(images, -1, units))  # (N, K, OH*OW)
+    else:
+        batches = _as_batches(dcols, plan.order, images, units)  # (N, K, OH*OW), strided
+        batches[...] = xp.matmul(weights.T, per_image)

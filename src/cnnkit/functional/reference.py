@@ -1,0 +1,195 @@
+"""The reference engine: every operation's forward beside its backward, written to be read.
+
+This is the textbook version, and the oracle the fast engine is tested against. One primitive
+serves convolution and both poolings: :func:`windows` shows every window of the padded input
+at once (a view, through ``sliding_window_view``: nothing is copied), and :func:`fold` is its
+adjoint, adding values back onto the pixels they were read from. A convolution is then the
+lecture's computational units all at once: each unit's window flattened into a row
+(:func:`im2col`), one matrix product with the filters (every dot product), plus the bias.
+Backward is two more products and a fold; the weight gradient's product sums every unit's
+contribution over the depth slice and the batch: parameter sharing.
+
+Select it with ``cnnkit.use_engine("reference")`` or ``CNNKIT_ENGINE=reference``. Shapes:
+x (N, C, H, W), w (D, C, KH, KW), b (D,); padding is ((top, bottom), (left, right)).
+
+>>> import numpy as np
+>>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+>>> none = ((0, 0), (0, 0))
+>>> y, saved = conv2d_forward(x, np.ones((1, 1, 2, 2)), None, stride=(2, 2), padding=none)
+>>> y[0, 0].tolist()  # each unit: the sum of one 2x2 window
+[[10.0, 18.0], [42.0, 50.0]]
+"""
+
+from __future__ import annotations
+
+from cnnkit.backend import get_array_module
+from cnnkit.shapes import units
+
+NAME = "reference"
+
+
+def pad(x, padding, value: float = 0.0):
+    """x (N, C, H, W) surrounded by ``value``: (N, C, H + top + bottom, W + left + right)."""
+    xp = get_array_module(x)
+    (top, bottom), (left, right) = padding
+    return xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+
+
+def unpad(x_padded, padding):
+    """The inverse of :func:`pad`: the interior of (N, C, Hp, Wp)."""
+    (top, bottom), (left, right) = padding
+    hp, wp = x_padded.shape[2:]
+    return x_padded[:, :, top : hp - bottom, left : wp - right]
+
+
+def windows(x_padded, kernel, stride):
+    """Every window of the padded input, as a view: (N, C, OH, OW, KH, KW)."""
+    xp = get_array_module(x_padded)
+    (kh, kw), (sh, sw) = kernel, stride
+    every = xp.lib.stride_tricks.sliding_window_view(x_padded, (kh, kw), axis=(2, 3))
+    return every[:, :, ::sh, ::sw]  # keep the windows that start at multiples of S
+
+
+def fold(blocks, padded_shape, stride):
+    """The adjoint of :func:`windows`: add each window's values (N, C, OH, OW, KH, KW) back
+    onto the pixels it covers; pixels in several windows receive the sum."""
+    xp = get_array_module(blocks)
+    oh, ow, kh, kw = blocks.shape[2:]
+    sh, sw = stride
+    out = xp.zeros(padded_shape, dtype=blocks.dtype)
+    for i in range(kh):  # the loops run over kernel offsets only, never over pixels
+        for j in range(kw):
+            out[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw] += blocks[
+                :, :, :, :, i, j
+            ]
+    return out
+
+
+def im2col(x_padded, kernel, stride):
+    """One row per computational unit, holding the region it reads: (N*OH*OW, C*KH*KW)."""
+    every = windows(x_padded, kernel, stride)  # (N, C, OH, OW, KH, KW)
+    n, c, oh, ow, kh, kw = every.shape
+    return every.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
+
+
+def col2im(cols, padded_shape, kernel, stride):
+    """The adjoint of :func:`im2col`: rows (N*OH*OW, C*KH*KW) added back onto the pixels."""
+    n, c, hp, wp = padded_shape
+    (kh, kw), (sh, sw) = kernel, stride
+    oh, ow = units(hp, kh, sh), units(wp, kw, sw)
+    blocks = cols.reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 1, 2, 4, 5)
+    return fold(blocks, padded_shape, stride)
+
+
+# --------------------------------------------------------------------------- convolution
+
+
+def conv2d_forward(x, w, b, *, stride, padding, workspace=None, save=True):
+    """y[n, d, i, j] = sum(w[d] * the window of unit (i, j) of image n) + b[d]."""
+    xp = get_array_module(x)
+    d, _, kh, kw = w.shape
+    x_padded = pad(x, padding)
+    cols = im2col(x_padded, (kh, kw), stride)  # (N*OH*OW, C*KH*KW)
+    y = cols @ w.reshape(d, -1).T  # (N*OH*OW, D): every unit's dot product at once
+    if b is not None:
+        y += b
+    n, _, hp, wp = x_padded.shape
+    oh, ow = units(hp, kh, stride[0]), units(wp, kw, stride[1])
+    y = xp.ascontiguousarray(y.reshape(n, oh, ow, d).transpose(0, 3, 1, 2))  # (N, D, OH, OW)
+    return y, (cols, w, x_padded.shape, stride, padding, b is not None)
+
+
+def conv2d_backward(dy, saved, *, workspace=None, input_grad=True):
+    """(dx, dw, db) for dy (N, D, OH, OW); dx is None when ``input_grad`` is False."""
+    cols, w, padded_shape, stride, padding, has_bias = saved
+    d = w.shape[0]
+    dy_rows = dy.transpose(0, 2, 3, 1).reshape(-1, d)  # (N*OH*OW, D), like the forward's y
+    dw = (dy_rows.T @ cols).reshape(w.shape)  # summed over every unit and image: sharing
+    db = dy_rows.sum(axis=0) if has_bias else None
+    dx = None
+    if input_grad:
+        dcols = dy_rows @ w.reshape(d, -1)  # (N*OH*OW, C*KH*KW): each unit's share
+        dx = unpad(col2im(dcols, padded_shape, w.shape[2:], stride), padding)
+    return dx, dw, db
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def _winners(flat):
+    """The offset in each window whose value is the window's max: the first largest value in
+    row-major order, as PyTorch picks; in a window holding NaN, its last NaN (PyTorch's running
+    max lets each NaN replace the winner so far)."""
+    xp = get_array_module(flat)
+    winner = flat.argmax(axis=-1)
+    nan = xp.isnan(flat)
+    if nan.any():
+        last_nan = flat.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1)
+        winner = xp.where(nan.any(axis=-1), last_nan, winner)
+    return winner
+
+
+def max_pool2d_forward(x, *, kernel, stride, padding, workspace=None):
+    """The largest value of each window (padding is -inf: it never wins)."""
+    xp = get_array_module(x)
+    x_padded = pad(x, padding, value=-xp.inf)
+    every = windows(x_padded, kernel, stride)  # (N, C, OH, OW, KH, KW)
+    flat = every.reshape(*every.shape[:4], -1)  # (N, C, OH, OW, KH*KW): a copy
+    winner = _winners(flat)  # (N, C, OH, OW)
+    y = xp.take_along_axis(flat, winner[..., None], axis=-1)[..., 0]
+    return y, (winner, x_padded.shape, kernel, stride, padding)
+
+
+def max_pool2d_backward(dy, saved, workspace=None):
+    """Each window's gradient goes to its winner; every other pixel of the window gets 0."""
+    xp = get_array_module(dy)
+    winner, padded_shape, (kh, kw), stride, padding = saved
+    chosen = winner[..., None] == xp.arange(kh * kw)  # (N, C, OH, OW, KH*KW) one-hot
+    blocks = xp.where(chosen, dy[..., None], xp.zeros((), dy.dtype))
+    return unpad(fold(blocks.reshape(*dy.shape, kh, kw), padded_shape, stride), padding)
+
+
+def avg_pool2d_forward(x, *, kernel, stride, padding, workspace=None):
+    """The mean of each window; zero padding counts in the divisor (count_include_pad)."""
+    x_padded = pad(x, padding)
+    kh, kw = kernel
+    y = windows(x_padded, kernel, stride).sum(axis=(4, 5)) / (kh * kw)
+    return y.astype(x.dtype, copy=False), (x_padded.shape, kernel, stride, padding)
+
+
+def avg_pool2d_backward(dy, saved, workspace=None):
+    """Each window's gradient spread evenly over its KH*KW pixels."""
+    xp = get_array_module(dy)
+    padded_shape, (kh, kw), stride, padding = saved
+    share = dy / (kh * kw)
+    blocks = xp.broadcast_to(share[..., None, None], (*dy.shape, kh, kw))
+    return unpad(fold(blocks, padded_shape, stride), padding)
+
+
+# --------------------------------------------------------------------------- the rest
+
+
+def linear_forward(x, w, b):
+    """y = x @ w.T + b: x (N, IN), w (OUT, IN) -> y (N, OUT); every output sees every input."""
+    y = x @ w.T
+    if b is not None:
+        y += b
+    return y, (x, w, b is not None)
+
+
+def linear_backward(dy, saved, *, input_grad=True):
+    x, w, has_bias = saved
+    dx = dy @ w if input_grad else None
+    return dx, dy.T @ x, dy.sum(axis=0) if has_bias else None
+
+
+def relu_forward(x, workspace=None):
+    """max(x, 0); the mask says where the gradient passes ("not x <= 0", so NaN passes it)."""
+    xp = get_array_module(x)
+    passes = ~(x <= 0)
+    return xp.where(passes, x, xp.zeros((), x.dtype)), passes
+
+
+def relu_backward(dy, passes, workspace=None):
+    xp = get_array_module(dy)
+    return xp.where(passes, dy, xp.zeros((), dy.dtype))

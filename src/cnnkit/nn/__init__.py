@@ -1,0 +1,36 @@
+"""Layers: the contract (:class:`Layer`), the registry of keywords, and every built-in layer.
+
+Each layer module registers its own layer (``@register_layer("CONV")``); importing this package
+registers them all. A user's layer is one class that subclasses :class:`Layer` and registers
+itself the same way.
+"""
+
+from cnnkit.nn.activation import ReLU
+from cnnkit.nn.containers import Sequential
+from cnnkit.nn.context import enable_grad, no_grad
+from cnnkit.nn.conv import Conv2d
+from cnnkit.nn.layer import Layer
+from cnnkit.nn.linear import Linear
+from cnnkit.nn.loss import CrossEntropyLoss
+from cnnkit.nn.normalize import Normalize
+from cnnkit.nn.parameter import Parameter
+from cnnkit.nn.pool import AvgPool2d, MaxPool2d
+from cnnkit.nn.registry import register_layer
+from cnnkit.nn.reshape import Flatten
+
+__all__ = [
+    "AvgPool2d",
+    "Conv2d",
+    "CrossEntropyLoss",
+    "Flatten",
+    "Layer",
+    "Linear",
+    "MaxPool2d",
+    "Normalize",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "enable_grad",
+    "no_grad",
+    "register_layer",
+]

@@ -1,0 +1,154 @@
+"""Sequential: the lecture's stack INPUT -> [CONV -> RELU -> POOL] x N -> FC as one object."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from cnnkit.errors import CnnkitError, ConfigError, ShapeError
+from cnnkit.nn.layer import Layer
+
+
+class Sequential(Layer):
+    """Layers applied in the order listed; ``backward`` runs them in reverse.
+
+    Errors raised by a layer name its index: ``layer 3 Conv2d(16, 32, kernel_size=3): ...``.
+    Parameter names follow PyTorch's (``"0.weight"``, ``"0.bias"``, ...), so state dicts line up.
+    One layer may appear several times (a ReLU reused, tied weights): each use has its own
+    forward state, gradients add up over the uses, and ``parameters()`` yields a shared
+    parameter once. ``input_shape`` (C, H, W), when known (``from_spec`` sets it), is checked
+    at the input, where a wrong image size is best explained.
+    """
+
+    def __init__(self, *layers: Layer, input_shape: tuple[int, int, int] | None = None) -> None:
+        for index, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise ConfigError(
+                    f"Sequential: item {index} is {type(layer).__name__}, not a cnnkit layer; "
+                    "pass layers such as Conv2d(...), ReLU(), MaxPool2d(2), Flatten(), Linear(...)"
+                )
+        self.layers = list(layers)
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+        self.built = all(layer.built for layer in self.layers)
+
+    def named_children(self) -> Iterator[tuple[str, Layer]]:
+        for index, layer in enumerate(self.layers):
+            yield str(index), layer
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Sequential(*self.layers[index])
+        return self.layers[index]
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def append(self, layer: Layer) -> Sequential:
+        if not isinstance(layer, Layer):
+            raise ConfigError(f"Sequential.append: {type(layer).__name__} is not a cnnkit layer")
+        self.layers.append(layer)
+        self.built = self.built and layer.built
+        return self
+
+    def get_config(self) -> dict:
+        return {}
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        """Build every layer that waits for its input shape, passing the shapes along."""
+        shape = tuple(input_shape)
+        for index, layer in enumerate(self.layers):
+            try:
+                if not layer.built:
+                    layer.build(shape)
+                    layer.built = True
+                shape = layer.output_shape(shape)
+            except CnnkitError as error:
+                raise error.located(index) from None
+        self.built = True
+
+    def forward(self, x):
+        """x through every layer, in the order listed."""
+        if self.input_shape is not None:
+            _check_input(self.input_shape, x)
+        for index, layer in enumerate(self.layers):
+            try:
+                x = layer.forward(x)
+            except CnnkitError as error:
+                raise error.located(index) from None
+        return x
+
+    def backward(self, dy):
+        """Backward through every layer in reverse; returns dx, the gradient of the input.
+
+        ``backward(dy, input_grad=False)`` is for training, where nothing needs the input's
+        gradient (PyTorch does not compute it for an input that does not require grad): the
+        first layer then skips it (for a first Conv2d that saves most of its backward) and
+        None is returned. Parameter gradients are the same either way.
+        """
+        wanted = self.needs_input_grad
+        for index in range(len(self.layers) - 1, -1, -1):
+            try:
+                dy = self.layers[index].backward(dy, input_grad=index > 0 or wanted)
+            except CnnkitError as error:
+                raise error.located(index) from None
+        return dy
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        shape = tuple(input_shape)
+        for index, layer in enumerate(self.layers):
+            try:
+                shape = layer.output_shape(shape)
+            except CnnkitError as error:
+                raise error.located(index) from None
+        return shape
+
+    def field_after(self, field):
+        for layer in self.layers:
+            if field is None:
+                return None
+            field = layer.field_after(field)
+        return field
+
+    def summary(self, input_shape: tuple[int, int, int] | None = None, **options):
+        """Shapes, parameters, multiply-adds and memory per layer (see ``cnnkit.summary``).
+
+        ``input_shape`` is (C, H, W); the default is the model's own ``input_shape``.
+        ``options``: ``batch``, ``floor``. ``print(model.summary((1, 28, 28)).table())``.
+        """
+        import cnnkit  # the public API: the summary is built on top of the layers
+
+        return cnnkit.summarize(self, input_shape=input_shape, **options)
+
+    def to_spec(self, input_shape: tuple[int, int, int] | None = None) -> str:
+        """The architecture string that builds this model's layers (see ``cnnkit.arch``)."""
+        import cnnkit
+
+        return cnnkit.to_spec(self, input_shape)
+
+    def __repr__(self) -> str:
+        lines = [f"  ({i}): {layer!r}".replace("\n", "\n  ") for i, layer in enumerate(self.layers)]
+        return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
+
+
+def _check_input(expected: tuple[int, ...], x) -> None:
+    """Images of the size the network was built for, or one message at the input."""
+    if not hasattr(x, "shape"):
+        return  # not an array: the first layer says what it expects
+    shape = tuple(x.shape)
+    if shape[1:] == expected:
+        return
+    c, h, w = expected
+    volume = "x".join(map(str, expected))
+    head = f"the network takes (N, {c}, {h}, {w}) images ({volume}), got shape {shape}"
+    if shape == expected:
+        raise ShapeError(f"{head}; add a batch axis with x[None]")
+    if len(shape) == 4 and (shape[3], shape[1], shape[2]) == expected:
+        raise ShapeError(f"{head}; the array is channels-last: use x.transpose(0, 3, 1, 2)")
+    if len(shape) == 4 and shape[1] == c:
+        raise ShapeError(
+            f"{head}; resize the images to {h}x{w}, or build the network for "
+            f"{shape[2]}x{shape[3]} (from_spec(..., input_shape=({c}, {shape[2]}, {shape[3]})))"
+        )
+    raise ShapeError(f"{head}; reshape the batch to (N, {c}, {h}, {w})")

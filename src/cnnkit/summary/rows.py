@@ -1,0 +1,195 @@
+"""Counting: one row per layer, from what each layer says about itself, and the totals."""
+
+from __future__ import annotations
+
+from cnnkit.arch.convert import architecture_of, layer_spec_of
+from cnnkit.arch.specs import Architecture, parse
+from cnnkit.arch.trace import Step, trace, volume_text
+from cnnkit.errors import CnnkitError, ConfigError, DTypeError, ShapeError
+from cnnkit.functional.fast.layout import NCHW
+from cnnkit.nn.containers import Sequential
+from cnnkit.nn.layer import Layer
+from cnnkit.shapes import Field
+from cnnkit.summary.data import Row, Summary, Totals
+
+
+def summarize(
+    network,
+    *,
+    input_shape: tuple[int, int, int] | None = None,
+    batch: int = 1,
+    floor: bool = False,
+    dtype_bytes: int = 4,
+) -> Summary:
+    """The summary of ``network``: an architecture string or built-in name, an
+    :class:`~cnnkit.arch.Architecture`, or a live model (a Sequential or one layer).
+
+    ``input_shape`` (C, H, W) supplies or replaces the input volume; ``batch`` scales the
+    totals and ``output_shape``; ``floor`` rounds non-whole output sizes down as PyTorch does;
+    ``dtype_bytes`` is the size of one value (4 = float32). Raises
+    :class:`~cnnkit.errors.ShapeError` with one line per problem when the shapes do not work
+    out, or when there is no input size.
+    """
+    _check_positive("batch", batch)
+    _check_positive("dtype_bytes", dtype_bytes)
+    if isinstance(network, str):
+        network = parse(network)
+    if isinstance(network, Layer) and floor:
+        network = architecture_of(network, input_shape)  # rebuilt with PyTorch's rounding
+    if isinstance(network, Architecture):
+        arch = network.with_input(input_shape)
+        traced = trace(arch, floor=floor)
+        traced.raise_problems()
+        steps, text, shape = traced.steps, arch.text(), arch.input.shape
+    elif isinstance(network, Layer):
+        shape = _input_of(network, input_shape)
+        steps = _live_steps(network, shape)
+        text = _text_of(network, shape)
+    else:
+        raise DTypeError(
+            f"summarize: expected an architecture string, an Architecture or a model, got "
+            f"{type(network).__name__}; e.g. summarize('lenet5') or summarize(model)"
+        )
+    rows = _rows(steps, batch, dtype_bytes, floor)
+    return Summary(
+        text,
+        tuple(shape),
+        batch,
+        dtype_bytes,
+        floor,
+        rows,
+        _totals(rows, steps, batch, dtype_bytes),
+    )
+
+
+def _check_positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"summarize: {name} must be a whole number >= 1, got {value!r}; e.g. {name}=4"
+        )
+
+
+def _input_of(model, input_shape) -> tuple[int, int, int]:
+    shape = input_shape or getattr(model, "input_shape", None)
+    if shape is None:
+        raise ShapeError(
+            "the model has no input size; pass input_shape=(C, H, W), e.g. "
+            "model.summary((1, 28, 28))"
+        )
+    shape = tuple(shape)
+    if len(shape) == 4:
+        shape = shape[1:]
+    if len(shape) != 3 or min(shape) < 1:
+        raise ShapeError(f"input_shape must be (C, H, W), got {shape}")
+    return shape
+
+
+def _live_steps(model, shape) -> tuple[Step, ...]:
+    """The model's own layers with the shapes they receive and give (per example)."""
+    layers = list(model.children()) if isinstance(model, Sequential) else [model]
+    steps = []
+    current = (1, *shape)
+    for index, layer in enumerate(layers):
+        try:
+            if not layer.built:
+                layer.build(current)
+                layer.built = True
+            out = tuple(layer.output_shape(current))
+        except CnnkitError as error:
+            raise error.located(index) from None
+        steps.append(Step(index, layer_spec_of(layer, current), layer, current[1:], out[1:]))
+        current = out
+    return tuple(steps)
+
+
+def _text_of(model, shape) -> str:
+    try:
+        return architecture_of(model, shape).text()
+    except CnnkitError:
+        return repr(model).replace("\n", " ")
+
+
+def _rows(steps, batch: int, dtype_bytes: int, floor: bool) -> tuple[Row, ...]:
+    rows = []
+    field: Field | None = Field()
+    layout = NCHW  # how the engine stores the volume reaching each layer
+    seen: dict[int, int] = {}  # parameter -> index of the first row that has it
+    for step in steps:
+        layer = step.layer
+        field = None if field is None else layer.field_after(field)
+        out_bytes, kept, layout_after = layer.memory((1, *step.input_shape), dtype_bytes, layout)
+        rows.append(_row(step, batch, floor, field, seen, out_bytes, kept))
+        layout = layout_after or layout
+    return tuple(rows)
+
+
+def _row(step: Step, batch, floor, field, seen: dict, out_bytes, kept) -> Row:
+    layer, shape = step.layer, (1, *step.input_shape)
+    own = list(layer.named_parameters())
+    shared = [(name, p, seen[id(p)]) for name, p in own if id(p) in seen]
+    for _, parameter in own:
+        seen.setdefault(id(parameter), step.index)
+    params = sum(p.size for _, p in own) - sum(p.size for _, p, _ in shared)
+    notes = step.notes
+    if shared:
+        names = ", ".join(name for name, _, _ in shared)
+        earlier = ", ".join(sorted({str(index) for _, _, index in shared}))
+        notes = (*notes, f"shares {names} with layer {earlier}")
+    connections, fc_connections = _connections(layer, shape)
+    unshared = getattr(layer, "unshared_parameters", None)
+    return Row(
+        index=step.index,
+        layer=step.spec.text() if step.spec is not None else repr(layer).replace("\n", " "),
+        kind=step.spec.keyword if step.spec is not None else type(layer).__name__,
+        output=volume_text(step.output_shape),
+        output_shape=(batch, *step.output_shape),
+        formula=_formula(layer, step, floor),
+        params=params,
+        shared_params=sum(p.size for _, p, _ in shared),
+        buffers=sum(int(getattr(b, "size", 1)) for b in layer.buffers()),
+        unshared_params=unshared(shape) if unshared else sum(p.size for _, p in own),
+        connections=connections,
+        fc_connections=fc_connections,
+        macs=int(layer.macs(shape)),
+        activation_bytes=int(out_bytes),
+        cache_bytes=None if kept is None else int(kept),
+        receptive_field=None if field is None else field.size,
+        jump=None if field is None else field.jump,
+        notes=notes,
+    )
+
+
+def _connections(layer, shape) -> tuple[int, int | None]:
+    ask = getattr(layer, "connections", None)
+    return ask(shape) if ask is not None else (1, None)
+
+
+def _formula(layer, step: Step, floor: bool) -> str | None:
+    window = getattr(layer, "window", None)
+    if window is None or len(step.input_shape) != 3:
+        return None
+    return window.formula(step.input_shape[1:], step.output_shape[1:], floor=floor)
+
+
+def _totals(rows: tuple[Row, ...], steps, batch: int, dtype_bytes: int) -> Totals:
+    trainable = sum(row.params for row in rows)
+    buffers = sum(row.buffers for row in rows)
+    gradient_bytes = trainable * dtype_bytes
+    param_bytes = (trainable + buffers) * dtype_bytes
+    cache = batch * sum(row.cache_bytes or 0 for row in rows)
+    macs = sum(row.macs for row in rows)
+    return Totals(
+        params=trainable + buffers,
+        trainable_params=trainable,
+        non_trainable_params=buffers,
+        unshared_params=sum(row.unshared_params for row in rows),
+        macs_per_example=macs,
+        macs=batch * macs,
+        param_bytes=param_bytes,
+        gradient_bytes=gradient_bytes,
+        activation_bytes=batch * sum(row.activation_bytes for row in rows),
+        cache_bytes=cache,
+        backward_bytes=cache + gradient_bytes,
+        training_bytes=param_bytes + gradient_bytes + cache,
+        unreported_cache=tuple(row.index for row in rows if row.cache_bytes is None),
+    )

@@ -1,0 +1,372 @@
+"""Training: mini-batch SGD/Adam over a :class:`~cnnkit.data.Dataset`, with checkpoints and resume.
+
+:func:`fit` trains a model and returns its history, one :class:`EpochRecord` per epoch. With a
+``run_dir`` it also keeps the run on disk::
+
+    RUN_DIR/spec.txt        the architecture string
+    RUN_DIR/settings.json   the recipe, the data source and the model's input shape
+    RUN_DIR/history.csv     one row per epoch (and history.json, the same as a list)
+    RUN_DIR/last.npz        the latest state: at every epoch's end, every ``checkpoint_every``
+                            steps, and on Ctrl-C (see :mod:`cnnkit.train.checkpoint`)
+    RUN_DIR/best.npz        the weights with the best validation accuracy so far
+
+Everything random comes from generators seeded by ``recipe.seed``: one for the weights and one
+for the data order and augmentation. A checkpoint stores that data generator's state, the
+current epoch's order and the running totals, so ``resume=True`` continues mid-epoch exactly: a
+run killed and resumed ends with bit-identical weights to one never interrupted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from cnnkit.arch.convert import to_spec
+from cnnkit.data.batching import random_shift
+from cnnkit.errors import CnnkitError, ConfigError, TrainingError
+from cnnkit.nn.loss import CrossEntropyLoss
+from cnnkit.optim import make_optimizer, make_schedule
+from cnnkit.train import checkpoint
+from cnnkit.train.evaluation import evaluate
+from cnnkit.train.recipe import EpochRecord, Recipe, Reporter, _StepClock
+
+# ---------------------------------------------------------------------------------------------
+# The run state that a checkpoint captures
+
+
+@dataclass
+class _State:
+    epoch: int = 0  # completed epochs
+    step: int = 0  # completed optimizer steps, all epochs
+    step_in_epoch: int = 0
+    order: np.ndarray | None = None  # this epoch's shuffled example order
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0  # time spent in this epoch before an interruption
+    best_accuracy: float = -1.0
+    history: list[EpochRecord] = field(default_factory=list)
+
+
+def _header(state: _State, rng: np.random.Generator, meta: dict) -> dict:
+    return {
+        **meta,
+        "epoch": state.epoch,
+        "step": state.step,
+        "step_in_epoch": state.step_in_epoch,
+        "loss_sum": state.loss_sum,
+        "correct": state.correct,
+        "seen": state.seen,
+        "seconds": state.seconds,
+        "best_accuracy": state.best_accuracy,
+        "history": [asdict(record) for record in state.history],
+        "rng": rng.bit_generator.state,
+    }
+
+
+def _restore(ckpt: checkpoint.Checkpoint, rng: np.random.Generator) -> _State:
+    header = ckpt.header
+    rng.bit_generator.state = header["rng"]
+    return _State(
+        epoch=header["epoch"],
+        step=header["step"],
+        step_in_epoch=header["step_in_epoch"],
+        order=ckpt.extra.get("order"),
+        loss_sum=header["loss_sum"],
+        correct=header["correct"],
+        seen=header["seen"],
+        seconds=header["seconds"],
+        best_accuracy=header["best_accuracy"],
+        history=[EpochRecord(**record) for record in header["history"]],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Ctrl-C: finish the step in flight, save, then stop
+
+
+class _Interrupts:
+    """Turns SIGINT into a flag checked between steps, so a checkpoint never holds a half step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+# ---------------------------------------------------------------------------------------------
+# fit
+
+
+def fit(
+    model,
+    data,
+    *,
+    recipe: Recipe | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    reporter: Reporter | None = None,
+    meta: dict | None = None,
+    **settings,
+) -> list[EpochRecord]:
+    """Train ``model`` on ``data`` (a :class:`~cnnkit.data.Dataset`); returns the history.
+
+    ``recipe`` (or keyword ``settings`` overriding :class:`Recipe` fields, e.g. ``epochs=5``)
+    says how. With ``run_dir`` the run is kept on disk (see the module docstring) and
+    ``resume=True`` continues it from ``last.npz``. ``meta`` is stored in every checkpoint header
+    (the CLI stores the spec and data source). Raises :class:`TrainingError` when the loss
+    becomes NaN or infinite, naming the step; the last good checkpoint stays as it was.
+
+    >>> import numpy as np
+    >>> from cnnkit import lecture_network
+    >>> from cnnkit.data import load_dataset
+    >>> data = load_dataset("optdigits")
+    >>> model = lecture_network(data.input_shape, len(data.classes), rng=np.random.default_rng(0))
+    >>> history = fit(model, data, epochs=1)
+    >>> history[0].val_accuracy > 0.8
+    True
+    """
+    recipe = replace(recipe or Recipe(), **settings)
+    run = _Run(model, data, recipe, Path(run_dir) if run_dir else None, reporter or Reporter())
+    run.meta = {
+        "spec": _spec_of(model, data),
+        "classes": list(data.classes),
+        "input_shape": list(data.input_shape),
+        "mean": [float(v) for v in data.mean],
+        "std": [float(v) for v in data.std],
+        **(meta or {}),
+        "recipe": asdict(recipe),
+        "fingerprint": data.fingerprint,
+    }
+    if resume:
+        run.resume()
+    elif run.run_dir is not None:
+        run.start_directory()
+    return run.train()
+
+
+def _spec_of(model, data) -> str | None:
+    """The architecture string a checkpoint records, so ``load_run`` can rebuild the model."""
+    try:
+        return to_spec(model, tuple(data.input_shape))
+    except CnnkitError:  # a layer without an architecture-string form
+        return None
+
+
+class _Run:
+    def __init__(self, model, data, recipe: Recipe, run_dir: Path | None, reporter) -> None:
+        self.model, self.data, self.recipe = model, data, recipe
+        self.run_dir, self.reporter = run_dir, reporter
+        self.meta: dict = {}
+        self.loss_fn = CrossEntropyLoss()
+        self.optimizer = make_optimizer(
+            recipe.optimizer,
+            model.parameters(),
+            lr=recipe.lr,
+            momentum=recipe.momentum,
+            weight_decay=recipe.weight_decay,
+        )
+        count = len(data.train_images)
+        if count == 0:
+            raise ConfigError("fit: the training set is empty")
+        self.steps_per_epoch = math.ceil(count / recipe.batch_size)
+        self.schedule = make_schedule(
+            recipe.schedule,
+            recipe.lr,
+            total_steps=recipe.epochs * self.steps_per_epoch,
+            warmup_steps=recipe.warmup_epochs * self.steps_per_epoch,
+            step_size=max(1, recipe.epochs // 3) * self.steps_per_epoch,
+        )
+        self.rng = np.random.default_rng([recipe.seed, 1])
+        self.state = _State()
+        # Shifted-in pixels take the value of a black (0) pixel after normalisation.
+        self.background = (-np.asarray(data.mean) / np.asarray(data.std)).astype(np.float32)
+
+    # -- the directory ------------------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        assert self.run_dir is not None
+        return self.run_dir / name
+
+    def start_directory(self) -> None:
+        if self.path("last.npz").exists():
+            raise TrainingError(
+                f"{self.run_dir} already holds a run; pass --resume (resume=True) to continue "
+                "it, or choose another output directory"
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        settings = {**self.meta, "recipe": asdict(self.recipe)}
+        (self.run_dir / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+        if "spec" in self.meta:
+            (self.run_dir / "spec.txt").write_text(self.meta["spec"] + "\n")
+
+    def resume(self) -> None:
+        if self.run_dir is None:
+            raise ConfigError("fit: resume=True needs run_dir")
+        ckpt = checkpoint.load(self.path("last.npz"))
+        self._check_same_run(ckpt.header)
+        self.model.load_state_dict(ckpt.model)
+        self.optimizer.load_state_dict(checkpoint.optimizer_state(ckpt))
+        self.state = _restore(ckpt, self.rng)
+        self.reporter.note(
+            f"resuming {self.run_dir} at epoch {self.state.epoch + 1}, "
+            f"step {self.state.step_in_epoch} of {self.steps_per_epoch}"
+        )
+
+    def _check_same_run(self, header: dict) -> None:
+        saved_spec, spec = header.get("spec"), self.meta.get("spec")
+        if saved_spec is not None and spec is not None and saved_spec != spec:
+            raise TrainingError(
+                f"{self.path('last.npz')} was saved for {saved_spec}, not {spec}; "
+                "resume with the same --arch or choose another output directory"
+            )
+        if header.get("fingerprint") != self.data.fingerprint:
+            raise TrainingError(
+                f"{self.path('last.npz')} was trained on other data (fingerprint "
+                f"{header.get('fingerprint')} != {self.data.fingerprint}); resume with the "
+                "same --data"
+            )
+
+    def save(self, name: str) -> None:
+        if self.run_dir is None:
+            return
+        extra = {"order": self.state.order} if self.state.order is not None else {}
+        checkpoint.save(
+            self.path(name),
+            _header(self.state, self.rng, self.meta),
+            self.model.state_dict(),
+            self.optimizer.state_dict(),
+            extra,
+        )
+
+    def write_history(self) -> None:
+        if self.run_dir is None:
+            return
+        rows = [asdict(record) for record in self.state.history]
+        (self.run_dir / "history.json").write_text(json.dumps(rows, indent=2) + "\n")
+        with (self.run_dir / "history.csv").open("w", newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=[f.name for f in fields(EpochRecord)])
+            writer.writeheader()
+            writer.writerows(rows)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def train(self) -> list[EpochRecord]:
+        with _Interrupts() as interrupts:
+            while self.state.epoch < self.recipe.epochs:
+                self.train_epoch(interrupts)
+                self.finish_epoch()
+        return list(self.state.history)
+
+    def train_epoch(self, interrupts: _Interrupts) -> None:
+        state, recipe = self.state, self.recipe
+        if state.order is None:
+            state.order = self.rng.permutation(len(self.data.train_images))
+        self.model.train()
+        self.reporter.epoch_start(state.epoch, recipe.epochs, self.steps_per_epoch)
+        clock = _StepClock()
+        started = time.perf_counter() - state.seconds
+        while state.step_in_epoch < self.steps_per_epoch:
+            if interrupts.requested:
+                state.seconds = time.perf_counter() - started
+                self.save("last.npz")
+                raise KeyboardInterrupt
+            batch = state.order[
+                state.step_in_epoch * recipe.batch_size : (state.step_in_epoch + 1)
+                * recipe.batch_size
+            ]
+            self.train_step(batch)
+            clock.examples += len(batch)
+            if recipe.checkpoint_every and state.step % recipe.checkpoint_every == 0:
+                state.seconds = time.perf_counter() - started
+                self.save("last.npz")
+            self.reporter.step(
+                state.step_in_epoch,
+                self.steps_per_epoch,
+                state.loss_sum / state.seen,
+                state.correct / state.seen,
+                clock.rate(),
+            )
+        state.seconds = time.perf_counter() - started
+
+    def train_step(self, batch: np.ndarray) -> None:
+        state = self.state
+        images = self.data.train_images[batch]
+        labels = self.data.train_labels[batch]
+        if self.recipe.augment_shift:
+            images = random_shift(images, self.recipe.augment_shift, self.rng, fill=self.background)
+        self.optimizer.lr = self.schedule(state.step)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging loss is reported below
+            logits = self.model.forward(images)
+            loss = self.loss_fn.forward(logits, labels)
+        if not math.isfinite(loss):
+            self._diverged(loss)
+        self.optimizer.zero_grad()
+        dlogits = self.loss_fn.backward()
+        self.model.backward(dlogits, input_grad=False)  # nothing needs d(images)
+        self.optimizer.step()
+        state.loss_sum += loss * len(batch)
+        state.correct += int((logits.argmax(axis=1) == labels).sum())
+        state.seen += len(batch)
+        state.step += 1
+        state.step_in_epoch += 1
+
+    def _diverged(self, loss: float) -> None:
+        state = self.state
+        kept = (
+            f"the last good checkpoint {self.path('last.npz')} is kept"
+            if self.run_dir is not None and self.path("last.npz").exists()
+            else "no checkpoint was written"
+        )
+        raise TrainingError(
+            f"step {state.step + 1} (epoch {state.epoch + 1}, batch {state.step_in_epoch + 1}): "
+            f"the loss became {loss}; the learning rate {self.optimizer.lr:g} is probably too "
+            f"high, try --lr {self.recipe.lr / 10:g}; {kept}"
+        )
+
+    def finish_epoch(self) -> None:
+        state = self.state
+        val_loss, val_accuracy = evaluate(self.model, self.data.val_images, self.data.val_labels)
+        has_val = len(self.data.val_images) > 0
+        record = EpochRecord(
+            epoch=state.epoch + 1,
+            train_loss=state.loss_sum / state.seen,
+            train_accuracy=state.correct / state.seen,
+            val_loss=val_loss if has_val else None,
+            val_accuracy=val_accuracy if has_val else None,
+            lr=float(self.optimizer.lr),
+            seconds=state.seconds,
+            examples_per_second=state.seen / state.seconds if state.seconds > 0 else 0.0,
+        )
+        state.history.append(record)
+        state.epoch += 1
+        state.order, state.step_in_epoch = None, 0
+        state.loss_sum, state.correct, state.seen, state.seconds = 0.0, 0, 0, 0.0
+        score = record.val_accuracy if has_val else record.train_accuracy
+        improved = score >= state.best_accuracy  # on a tie the later, better-trained epoch
+        if improved:
+            state.best_accuracy = score
+        self.save("last.npz")
+        if improved:
+            self.save("best.npz")
+        self.write_history()
+        self.reporter.epoch_end(record, self.recipe.epochs)
