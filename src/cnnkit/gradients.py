@@ -89,6 +89,9 @@ class GradcheckReport:
     def ok(self) -> bool:
         return all(check.ok for check in self.checks)
 
+    def __bool__(self) -> bool:
+        return self.ok
+
     def __getitem__(self, name: str) -> QuantityCheck:
         for check in self.checks:
             if check.name == name:
@@ -102,8 +105,8 @@ class GradcheckReport:
 def gradcheck(
     target,
     x: np.ndarray,
-    *,
     targets=None,
+    *,
     rng: np.random.Generator | None = None,
     eps: float = 1e-6,
     rtol: float = 1e-5,

@@ -23,7 +23,10 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
 # torch warns that it copies the input for an even kernel with padding="same"; that is expected.
-pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning"),
+    pytest.mark.usefixtures("each_engine"),  # the whole suite, on each engine
+]
 
 # (rtol, atol); atol is scaled by the largest magnitude of the expected array, so that sums of
 # many terms (weight gradients) are judged relative to their size.

@@ -32,6 +32,8 @@ from cnnkit.gradients import GradcheckReport, gradcheck, numerical_gradient
 F64 = np.float64
 RTOL, ATOL = 1e-5, 1e-7
 
+pytestmark = pytest.mark.usefixtures("each_engine")  # every check, on each engine
+
 
 def rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)

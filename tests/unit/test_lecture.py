@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cnnkit import Conv2d, MaxPool2d, shapes
+from cnnkit import Conv2d, MaxPool2d, ShapeError, shapes
 
 # A consistent 3-channel 5x5 input for the lecture's worked example (its copy lists the second
 # channel twice and so cannot reproduce its printed output); channels 0 and 1 are the lecture's.
@@ -81,7 +81,7 @@ def test_alexnet_conv1_forward_runs_on_a_real_sized_input():
 
 
 def test_impossible_configuration_from_the_lecture_is_refused():
-    with pytest.raises(shapes.ShapeError, match=r"\(10 - 3 \+ 2\*0\)/2 \+ 1 = 4\.5"):
+    with pytest.raises(ShapeError, match=r"\(10 - 3 \+ 2\*0\)/2 \+ 1 = 4\.5"):
         shapes.output_size(10, 3, stride=2, padding=0)
 
 

@@ -48,16 +48,11 @@ def from_spec(
     return build(parse(text).with_input(input_shape), rng=rng, dtype=dtype)
 
 
-def _layers_of(model) -> list:
-    children = list(model.children())
-    return children if isinstance(model, Sequential) else [model]
-
-
 def architecture_of(model, input_shape: tuple[int, int, int] | None = None) -> Architecture:
     """The configuration of a model (a Sequential, or one layer) of registered layers; no
     weights are read."""
     specs: list[LayerSpec] = []
-    layers = _layers_of(model)
+    layers = model.sequence()
     for index, layer in enumerate(layers):
         keyword = registry.keyword_of(layer)
         if keyword is None:

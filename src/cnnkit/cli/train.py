@@ -165,7 +165,7 @@ def run_train(args: argparse.Namespace) -> int:
     from cnnkit.arch import build
     from cnnkit.cli.progress import JsonLinesReporter, ProgressReporter
     from cnnkit.data import load_dataset
-    from cnnkit.train import Recipe, Reporter, evaluate, fit, load_network
+    from cnnkit.train import Recipe, Reporter, fit
 
     source, validation, recipe_values, arch_text, run_dir = _plan(args)
     recipe = Recipe.from_dict(recipe_values)
@@ -179,15 +179,7 @@ def run_train(args: argparse.Namespace) -> int:
     reporter = (
         JsonLinesReporter() if args.jsonl else Reporter() if args.quiet else ProgressReporter()
     )
-    meta = {
-        "spec": arch.text(),
-        "data": source,
-        "validation": validation,
-        "classes": list(data.classes),
-        "input_shape": list(data.input_shape),
-        "mean": [float(v) for v in data.mean],
-        "std": [float(v) for v in data.std],
-    }
+    meta = {"spec": arch.text(), "data": source, "validation": validation}
     if not args.quiet and not args.jsonl:
         print(
             f"{source}: {len(data.train_images)} training, {len(data.val_images)} validation "
@@ -211,6 +203,14 @@ def run_train(args: argparse.Namespace) -> int:
             f"cnnkit train --out {run_dir} --resume"
         )
         return 130
+    _report_result(args, reporter, run_dir, data, history)
+    return 0
+
+
+def _report_result(args, reporter, run_dir: Path, data, history) -> None:
+    """The best checkpoint's score on the test split, as a line or a JSON event."""
+    from cnnkit.train import evaluate, load_network
+
     best, header = load_network(run_dir, "best")
     test_loss, test_accuracy = evaluate(best, data.test_images, data.test_labels)
     best_epoch = header["epoch"]
@@ -223,15 +223,14 @@ def run_train(args: argparse.Namespace) -> int:
             run_dir=str(run_dir),
             epochs=len(history),
         )
-    else:
-        seconds = sum(record.seconds for record in history)
-        print(
-            f"test accuracy {test_accuracy:.2%} on {len(data.test_images)} images "
-            f"(best.npz: epoch {best_epoch}, chosen by validation accuracy); "
-            f"training took {seconds:.1f} s"
-        )
-        print(f"run saved in {run_dir}")
-    return 0
+        return
+    seconds = sum(record.seconds for record in history)
+    print(
+        f"test accuracy {test_accuracy:.2%} on {len(data.test_images)} images "
+        f"(best.npz: epoch {best_epoch}, chosen by validation accuracy); "
+        f"training took {seconds:.1f} s"
+    )
+    print(f"run saved in {run_dir}")
 
 
 def _volume_text(shape) -> str:

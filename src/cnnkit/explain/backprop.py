@@ -159,6 +159,33 @@ def random_backprop_example(
     return x, w, b, dy
 
 
+def _checked_dy(where: str, dy, out_hw) -> np.ndarray:
+    try:
+        dy = np.array(dy, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: dy must be OH x OW numbers") from None
+    if dy.shape != tuple(out_hw):
+        oh, ow = out_hw
+        raise ShapeError(
+            f"{where}: dy must have the output's shape {oh}x{ow}, got shape {dy.shape}"
+        )
+    return dy
+
+
+def _checked_weight(where: str, weight, filter_shape) -> tuple[int, int, int]:
+    if len(weight) != 3:
+        raise ConfigError(f"{where}: weight must be (c, i, j), got {tuple(weight)!r}")
+    ch, i, j = (int(v) for v in weight)
+    c, kh, kw = filter_shape
+    if not (0 <= ch < c and 0 <= i < kh and 0 <= j < kw):
+        channel = f" and --channel in 0..{c - 1}" if c > 1 else ""
+        raise ConfigError(
+            f"{where}: weight w[0,{ch},{i},{j}] is outside the {c}x{kh}x{kw} filter; use "
+            f"--weight I J with I in 0..{kh - 1} and J in 0..{kw - 1}{channel}"
+        )
+    return ch, i, j
+
+
 def explain_backprop(
     x,
     w,
@@ -178,24 +205,8 @@ def explain_backprop(
     where = "explain backprop"
     x, w, stride, padding, (oh, ow) = _checked_conv(where, x, w, stride, padding)
     b = _scalar(where, "b", b)
-    try:
-        dy = np.array(dy, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: dy must be OH x OW numbers") from None
-    if dy.shape != (oh, ow):
-        raise ShapeError(
-            f"{where}: dy must have the output's shape {oh}x{ow}, got shape {dy.shape}"
-        )
-    if len(weight) != 3:
-        raise ConfigError(f"{where}: weight must be (c, i, j), got {tuple(weight)!r}")
-    ch, i, j = (int(v) for v in weight)
-    c, kh, kw = w.shape
-    if not (0 <= ch < c and 0 <= i < kh and 0 <= j < kw):
-        channel = f" and --channel in 0..{c - 1}" if c > 1 else ""
-        raise ConfigError(
-            f"{where}: weight w[0,{ch},{i},{j}] is outside the {c}x{kh}x{kw} filter; use "
-            f"--weight I J with I in 0..{kh - 1} and J in 0..{kw - 1}{channel}"
-        )
+    dy = _checked_dy(where, dy, (oh, ow))
+    ch, i, j = _checked_weight(where, weight, w.shape)
     conv = _conv_layer(x, w, b, stride, padding)
     conv.forward(x[None])
     conv.backward(dy[None, None])

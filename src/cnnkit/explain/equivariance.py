@@ -12,7 +12,6 @@ from cnnkit.errors import ConfigError
 from cnnkit.explain._format import _pair_text
 from cnnkit.explain._inputs import _architecture
 from cnnkit.nn.checks import positive_int
-from cnnkit.nn.containers import Sequential
 from cnnkit.nn.context import no_grad
 from cnnkit.nn.layer import Layer
 from cnnkit.shapes import Field
@@ -192,7 +191,7 @@ def _network(where: str, network, input_shape, rng):
         shape = input_shape or getattr(network, "input_shape", None)
         if shape is None:
             raise ConfigError(f"{where}: give input_shape=(C, H, W) for this model")
-        layers = list(network.children()) if isinstance(network, Sequential) else [network]
+        layers = network.sequence()
         shape, current, texts = tuple(shape), (1, *shape), []
         for layer in layers:
             texts.append(describe(layer, current))

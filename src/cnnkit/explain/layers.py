@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from cnnkit.arch.convert import describe
 from cnnkit.arch.trace import trace
 from cnnkit.explain._inputs import _architecture
-from cnnkit.nn.containers import Sequential
 from cnnkit.nn.layer import Layer
 
 
@@ -62,7 +61,7 @@ def explain_layers(network="lecture", *, input_shape=None) -> LayersExplanation:
     where = "explain layers"
     if isinstance(network, Layer):
         shape = tuple(input_shape or network.input_shape or ())
-        layers = list(network.children()) if isinstance(network, Sequential) else [network]
+        layers = network.sequence()
         notes, current = [], (1, *shape)
         for index, layer in enumerate(layers):
             out = tuple(layer.output_shape(current))

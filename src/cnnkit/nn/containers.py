@@ -34,6 +34,9 @@ class Sequential(Layer):
         for index, layer in enumerate(self.layers):
             yield str(index), layer
 
+    def sequence(self) -> list[Layer]:
+        return list(self.layers)
+
     def __len__(self) -> int:
         return len(self.layers)
 

@@ -24,7 +24,7 @@ import threading
 
 from cnnkit.errors import DTypeError, ShapeError, StateError
 
-MAX_PENDING = 8  # top-level forwards kept per layer and thread while waiting for backward
+MAX_PENDING = 4  # top-level forwards kept per layer and thread while waiting for backward
 
 _state = threading.local()
 

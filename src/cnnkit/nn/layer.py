@@ -31,16 +31,16 @@ state is a buffer (:meth:`Layer.register_buffer`): in ``state_dict()``, not in
 from __future__ import annotations
 
 import functools
-import inspect
 import threading
 from collections.abc import Iterator
 
 import numpy as np
 
-from cnnkit.errors import ConfigError, ShapeError, StateError
+from cnnkit.errors import StateError
 from cnnkit.functional.fast.layout import Workspace
-from cnnkit.nn import context
+from cnnkit.nn import config, context
 from cnnkit.nn.parameter import Parameter
+from cnnkit.nn.state import convert, load_state
 from cnnkit.shapes import Field
 
 
@@ -98,6 +98,11 @@ class Layer:
         """Create parameters for inputs of ``input_shape`` (N, C, H, W); called once."""
 
     def _build_for(self, x) -> None:
+        """Build for the first input; a layer given no dtype takes the input's (float32 or
+        float64), so a float64 gradient check builds float64 parameters."""
+        dtype = getattr(x, "dtype", None)
+        if "dtype" not in self.__dict__ and dtype in (np.float32, np.float64):
+            self.dtype = np.dtype(dtype)
         self.build(tuple(x.shape))
         self.built = True
 
@@ -171,7 +176,8 @@ class Layer:
         out = self.output_shape(input_shape)
         count = sum(p.size for p in self.parameters())
         return (
-            f"{self!r} maps {_shape_text(input_shape)} to {_shape_text(out)} with {count:,} "
+            f"{self!r} maps {'x'.join(map(str, input_shape))} to {'x'.join(map(str, out))} with "
+            f"{count:,} "
             "parameters"
         )
 
@@ -193,29 +199,11 @@ class Layer:
     def get_config(self) -> dict:
         """The keyword arguments that rebuild this layer (default: the ``__init__`` arguments,
         read from attributes of the same names)."""
-        config = {}
-        for name, _ in _init_parameters(type(self)):
-            if name not in self.__dict__:
-                raise ConfigError(
-                    f"{type(self).__name__}: get_config() reads the __init__ argument {name!r} "
-                    f"from self.{name}; store it there in __init__, or define get_config()"
-                )
-            config[name] = self.__dict__[name]
-        return config
+        return config.default_config(self)
 
     def extra_repr(self) -> str:
         """What the repr shows inside the parentheses: the non-default config values."""
-        defaults = dict(_init_parameters(type(self)))
-        shown = []
-        for name, value in self.get_config().items():
-            default = defaults.get(name)
-            if (
-                default is None
-                or default.default is inspect.Parameter.empty
-                or not _equal(default.default, value)
-            ):
-                shown.append(f"{name}={value!r}")
-        return ", ".join(shown)
+        return config.default_extra_repr(self)
 
     def __repr__(self) -> str:
         children = list(self.named_children())
@@ -239,6 +227,11 @@ class Layer:
                 for index, item in enumerate(value):
                     yield f"{name}.{index}", item
 
+    def sequence(self) -> list[Layer]:
+        """The layers this one runs one after the other, as summaries and architecture strings
+        list them: the layer itself (a container of layers in order says otherwise)."""
+        return [self]
+
     def children(self) -> Iterator[Layer]:
         for _, child in self.named_children():
             yield child
@@ -256,9 +249,17 @@ class Layer:
             stack.extend(reversed(list(layer.children())))
 
     def _own_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """Parameter attributes (and lists of them, as ``name.i``) in definition order."""
         for name, value in self.__dict__.items():
             if isinstance(value, Parameter):
                 yield name, value
+            elif (
+                isinstance(value, list | tuple)
+                and value
+                and all(isinstance(item, Parameter) for item in value)
+            ):
+                for index, item in enumerate(value):
+                    yield f"{name}.{index}", item
 
     def register_buffer(self, name: str, array) -> None:
         """Keep ``array`` as non-trainable state: an attribute ``name``, in ``state_dict()``
@@ -310,12 +311,13 @@ class Layer:
             yield from child._state_items(f"{prefix}{name}.")
 
     def _require_built(self) -> None:
-        for layer in self.modules():
-            if not layer.built:
-                raise StateError(
-                    f"{layer!r} is not built yet: its parameters exist once it knows its input "
-                    "shape; call model.build((N, C, H, W)) or run one forward first"
-                )
+        unbuilt = [layer for layer in self.modules() if not layer.built]
+        leaves = [layer for layer in unbuilt if not any(True for _ in layer.children())]
+        for layer in leaves or unbuilt:
+            raise StateError(
+                f"{layer!r} is not built yet: its parameters exist once it knows its input "
+                "shape; call model.build((N, C, H, W)) or run one forward first"
+            )
 
     def zero_grad(self) -> None:
         for parameter in self.parameters():
@@ -333,23 +335,7 @@ class Layer:
         """Copy arrays into the parameters and buffers; names and shapes must all match. Values
         are converted to each parameter's dtype (a float32 checkpoint into a float64 model)."""
         self._require_built()
-        own = {name: (value, kind) for name, value, kind in self._state_items()}
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        if missing or unexpected:
-            raise ShapeError(
-                f"load_state_dict: missing {missing or 'nothing'}, unexpected "
-                f"{unexpected or 'nothing'}; was the state saved from another architecture?"
-            )
-        for name, (target, kind) in own.items():
-            array = target.data if kind == "parameter" else np.asarray(target)
-            value = np.asarray(state[name])
-            if value.shape != array.shape:
-                raise ShapeError(
-                    f"load_state_dict: {name} has shape {value.shape}, the model expects "
-                    f"{array.shape}"
-                )
-            array[...] = value.astype(array.dtype, copy=False)
+        load_state(self, state)
 
     # -- modes and dtype -------------------------------------------------------------------------
     def train(self, mode: bool = True) -> Layer:
@@ -364,17 +350,7 @@ class Layer:
     def to(self, dtype) -> Layer:
         """Convert every parameter and floating buffer to ``dtype`` (float32 or float64), in
         place; gradients restart at zero. ``model.to(np.float64)`` before a gradient check."""
-        from cnnkit.init import resolve_dtype
-
-        resolved = resolve_dtype(dtype, f"{type(self).__name__}.to")
-        for layer in self.modules():
-            layer.dtype = resolved
-            for _, parameter in layer._own_parameters():
-                parameter.data = parameter.data.astype(resolved)
-                parameter.grad = np.zeros_like(parameter.data)
-            for name, buffer in list(layer._own_buffers()):
-                if np.asarray(buffer).dtype.kind == "f":
-                    setattr(layer, name, np.asarray(buffer).astype(resolved))
+        convert(self, dtype)
         return self
 
     # -- copies ------------------------------------------------------------------------------------
@@ -386,28 +362,3 @@ class Layer:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.__dict__["_local"] = threading.local()
-
-
-def _init_parameters(cls) -> list[tuple[str, inspect.Parameter]]:
-    """The ``__init__`` arguments that make up a layer's config (not rng, dtype, *args)."""
-    try:
-        signature = inspect.signature(cls.__init__)
-    except (TypeError, ValueError):
-        return []
-    return [
-        (name, parameter)
-        for name, parameter in signature.parameters.items()
-        if name not in ("self", "rng", "dtype")
-        and parameter.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    ]
-
-
-def _equal(a, b) -> bool:
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError):
-        return False
-
-
-def _shape_text(shape) -> str:
-    return "x".join(str(size) for size in shape)

@@ -20,9 +20,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cnnkit.nn.config import SKIPPED
+
 MAX_SIZE = 1 << 20  # sizes in strings: anything larger is a typo, not a network
 REQUIRED = inspect.Parameter.empty
-SKIPPED = ("self", "rng", "dtype")  # constructor arguments that are not part of a layer's config
 
 
 class ArgError(ValueError):

@@ -7,7 +7,6 @@ from cnnkit.arch.specs import Architecture, parse
 from cnnkit.arch.trace import Step, trace, volume_text
 from cnnkit.errors import CnnkitError, ConfigError, DTypeError, ShapeError
 from cnnkit.functional.fast.layout import NCHW
-from cnnkit.nn.containers import Sequential
 from cnnkit.nn.layer import Layer
 from cnnkit.shapes import Field
 from cnnkit.summary.data import Row, Summary, Totals
@@ -86,7 +85,7 @@ def _input_of(model, input_shape) -> tuple[int, int, int]:
 
 def _live_steps(model, shape) -> tuple[Step, ...]:
     """The model's own layers with the shapes they receive and give (per example)."""
-    layers = list(model.children()) if isinstance(model, Sequential) else [model]
+    layers = model.sequence()
     steps = []
     current = (1, *shape)
     for index, layer in enumerate(layers):

@@ -148,9 +148,10 @@ def _unheld_references() -> int:
 
 _UNHELD_REFERENCES = _unheld_references()
 
-# Per name, a result may still be held (by the next layer's cache, say) while the next call
-# wants a new one: two slots let such pairs alternate.
-RESULT_SLOTS = 2
+# Per name, a result may still be held (by the next layer's cache, or by forwards still waiting
+# for their backward: up to cnnkit.nn.context.MAX_PENDING of them) while the next call wants a
+# new one: five slots let them take turns without fresh memory.
+RESULT_SLOTS = 5
 RESULT_MAX_BYTES = 64 << 20
 
 

@@ -1,0 +1,125 @@
+"""Windows and receptive fields: the geometry a convolution or a pooling layer shares with the
+summary and the explanations, computed with the formulas of :mod:`cnnkit.shapes.formula`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cnnkit.shapes.formula import AxisProblem, axis_problem, formula, output_hw, units
+
+Pair = tuple[int, int]
+Sides = tuple[Pair, Pair]  # ((top, bottom), (left, right))
+
+
+@dataclass(frozen=True)
+class Field:
+    """What one unit sees of the network's input: its receptive field (rows, columns), the
+    input distance between neighbouring units (the jump, the product of the strides so far)
+    and where unit 0's field starts (minus the padding so far, in input pixels)."""
+
+    size: Pair = (1, 1)
+    jump: Pair = (1, 1)
+    offset: Pair = (0, 0)
+
+    def through(self, kernel: Pair, stride: Pair, before: Pair) -> Field:
+        """After a window of ``kernel`` moved by ``stride`` over input padded by ``before``
+        (top, left): r = r + (F - 1)*j, O = O + P*j, j = j*S."""
+        return Field(
+            tuple(r + (k - 1) * j for r, k, j in zip(self.size, kernel, self.jump, strict=True)),
+            tuple(j * s for j, s in zip(self.jump, stride, strict=True)),
+            tuple(o + p * j for o, p, j in zip(self.offset, before, self.jump, strict=True)),
+        )
+
+
+@dataclass(frozen=True)
+class Window:
+    """A window of ``kernel`` moved by ``stride`` over an input padded by ``sides``: the
+    geometry a convolution or pooling layer shares with summaries and explanations."""
+
+    kernel: Pair
+    stride: Pair
+    sides: Sides
+    rounding: str = "strict"
+    kind: str = "filter"  # "filter" (CONV) or "window" (POOL), for messages
+    max_padding: Pair | None = None  # pooling: at most half the window
+
+    @property
+    def before(self) -> Pair:
+        return (self.sides[0][0], self.sides[1][0])
+
+    def output_hw(self, owner, input_hw, *, rounding: str | None = None) -> Pair:
+        """(OH, OW), or one ShapeError with the arithmetic and fixes naming ``owner``."""
+        return output_hw(
+            owner,
+            tuple(input_hw),
+            self.kernel,
+            self.stride,
+            self.sides,
+            rounding=rounding or self.rounding,
+            window=self.kind,
+            max_padding=self.max_padding,
+        )
+
+    def floor_hw(self, input_hw) -> Pair:
+        return tuple(  # type: ignore[return-value]
+            units(size, k, s, p)
+            for size, k, s, p in zip(input_hw, self.kernel, self.stride, self.sides, strict=True)
+        )
+
+    def problems(self, input_hw, *, floor: bool = False) -> list[AxisProblem]:
+        """What does not fit along each axis (empty when everything does)."""
+        found = []
+        limits = self.max_padding or (None, None)
+        for axis, size, k, s, sides, limit in zip(
+            ("height", "width"),
+            input_hw,
+            self.kernel,
+            self.stride,
+            self.sides,
+            limits,
+            strict=True,
+        ):
+            rounding = "floor" if floor else self.rounding
+            problem = axis_problem(
+                axis, size, k, s, sides, rounding=rounding, window=self.kind, max_padding=limit
+            )
+            if problem is not None:
+                found.append(problem)
+        return found
+
+    def formula(self, input_hw, output_hw, *, floor: bool = False) -> str:
+        """``(227 - 11 + 2*0)/4 + 1 = 55``; both axes labelled when they differ; a rounded
+        result written ``4.5 -> 4 (floor)``."""
+        rounding = "floor" if floor or self.rounding == "floor" else "strict"
+        axes = []
+        for size, k, s, sides, result in zip(
+            input_hw, self.kernel, self.stride, self.sides, output_hw, strict=True
+        ):
+            exact = (size + sum(sides) - k) / s + 1
+            value = str(result) if exact == result else f"{exact:.4g} -> {result} ({rounding})"
+            axes.append(f"{formula(size, k, s, sides)} = {value}")
+        return axes[0] if axes[0] == axes[1] else f"H: {axes[0]}, W: {axes[1]}"
+
+    def unread_notes(self, input_hw) -> tuple[str, ...]:
+        """Which padded rows and columns floor rounding never reads."""
+        notes = []
+        for axis, size, k, s, sides in zip(
+            ("rows", "columns"), input_hw, self.kernel, self.stride, self.sides, strict=True
+        ):
+            padded = size + sum(sides)
+            if padded >= k and (padded - k) % s:
+                dropped = (padded - k) % s
+                first = padded - dropped
+                names = f"{first}" if dropped == 1 else f"{first}..{padded - 1}"
+                notes.append(f"floor: padded {axis} {names} (of 0..{padded - 1}) are never read")
+        return tuple(notes)
+
+    def field_after(self, field: Field) -> Field:
+        return field.through(self.kernel, self.stride, self.before)
+
+    @property
+    def taps(self) -> int:
+        """Positions in one window (F*F)."""
+        return int(np.prod(self.kernel))
