@@ -14,7 +14,7 @@ import numpy as np
 
 from cnnkit.arch.specs import FLATTEN, Architecture, InputSpec, LayerSpec, parse
 from cnnkit.arch.trace import make_layer, trace
-from cnnkit.errors import ShapeError
+from cnnkit.errors import CnnkitError, ShapeError
 from cnnkit.nn import registry
 from cnnkit.nn.containers import Sequential
 from cnnkit.nn.spec_args import arguments_of
@@ -129,6 +129,15 @@ def describe(layer, input_shape=None) -> str:
     """``CONV(D=8, F=3, S=1, P=1)`` for a registered layer, its repr otherwise."""
     spec = layer_spec_of(layer, input_shape)
     return spec.text() if spec is not None else repr(layer).replace("\n", " ")
+
+
+def network_text(model, input_shape=None) -> str:
+    """The model's architecture string, or (with a layer that has none) its layers' texts."""
+    try:
+        return architecture_of(model, input_shape).text()
+    except CnnkitError:
+        head = [f"INPUT({'x'.join(map(str, input_shape))})"] if input_shape else []
+        return " - ".join([*head, *(describe(layer) for layer in model.sequence())])
 
 
 def to_spec(model, input_shape: tuple[int, int, int] | None = None) -> str:

@@ -17,6 +17,7 @@ from cnnkit.cli.summary import add_summary_parsers
 from cnnkit.cli.train import add_train_parser
 from cnnkit.cli.viz import add_viz_parsers
 from cnnkit.errors import CnnkitError
+from cnnkit.functional.engine import current as current_engine
 
 
 def _version_text() -> str:
@@ -96,6 +97,7 @@ def run_info(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
+        current_engine()  # a wrong CNNKIT_ENGINE is one line, whatever the command
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnkit.arch.convert import describe
+from cnnkit.arch.convert import describe, network_text
 from cnnkit.arch.trace import make_layer, trace
 from cnnkit.errors import ConfigError
 from cnnkit.explain._format import _pair_text
@@ -196,7 +196,7 @@ def _network(where: str, network, input_shape, rng):
         for layer in layers:
             texts.append(describe(layer, current))
             current = tuple(layer.output_shape(current))
-        return layers, texts, shape, " - ".join([f"INPUT({'x'.join(map(str, shape))})", *texts])
+        return layers, texts, shape, network_text(network, shape)
     arch = _architecture(where, network, input_shape)
     traced = trace(arch)
     traced.raise_problems()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnnkit.arch.convert import describe
+from cnnkit.arch.convert import describe, network_text
 from cnnkit.arch.trace import trace
 from cnnkit.explain._inputs import _architecture
 from cnnkit.nn.layer import Layer
@@ -68,8 +68,7 @@ def explain_layers(network="lecture", *, input_shape=None) -> LayersExplanation:
             text = describe(layer, current)
             notes.append(LayerNote(index, text, current[1:], out[1:], layer.explain(current)))
             current = out
-        head = " - ".join([f"INPUT({'x'.join(map(str, shape))})", *(n.layer for n in notes)])
-        return LayersExplanation(head, shape, tuple(notes))
+        return LayersExplanation(network_text(network, shape), shape, tuple(notes))
     arch = _architecture(where, network, input_shape)
     traced = trace(arch)
     traced.raise_problems()

@@ -41,11 +41,18 @@ class ShapeExplanation:
         return self.span // self.stride + 1 if self.possible else None
 
     @property
+    def count(self) -> int:
+        """How many windows fit."""
+        return self.span // self.stride + 1 if self.span >= 0 else 0
+
+    @property
     def positions(self) -> list[int]:
-        """The first padded pixel of every window that fits."""
+        """The first padded pixel of every window that fits (the first 64, and the last)."""
         if self.span < 0:
             return []
-        return list(range(0, self.span + 1, self.stride))
+        first = list(range(0, min(self.span, 63 * self.stride) + 1, self.stride))
+        last = (self.count - 1) * self.stride
+        return first if first[-1] == last else [*first, last]
 
     @property
     def unread(self) -> int:
@@ -103,16 +110,16 @@ class ShapeExplanation:
         ]
         padded = i + 2 * p
         if self.span >= 0:
-            starts = self.positions
+            starts, count = self.positions, self.count
             shown = (
                 ", ".join(map(str, starts))
-                if len(starts) <= 8
+                if count <= 8
                 else (f"{starts[0]}, {starts[1]}, ..., {starts[-1]}")
             )
             last = starts[-1] + f - 1
             lines.append(
-                f"the {f}-wide filter starts at padded pixels {shown} ({len(starts)} "
-                f"position{'s' if len(starts) > 1 else ''}, S={s} apart) and reads up to "
+                f"the {f}-wide filter starts at padded pixels {shown} ({count:,} "
+                f"position{'s' if count > 1 else ''}, S={s} apart) and reads up to "
                 f"pixel {last} of 0..{padded - 1}"
                 + (
                     f": the last {self.unread} {'is' if self.unread == 1 else 'are'} never read"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnkit.arch.convert import architecture_of, layer_spec_of
+from cnnkit.arch.convert import architecture_of, layer_spec_of, network_text
 from cnnkit.arch.specs import Architecture, parse
 from cnnkit.arch.trace import Step, trace, volume_text
 from cnnkit.errors import CnnkitError, ConfigError, DTypeError, ShapeError
@@ -43,7 +43,7 @@ def summarize(
     elif isinstance(network, Layer):
         shape = _input_of(network, input_shape)
         steps = _live_steps(network, shape)
-        text = _text_of(network, shape)
+        text = network_text(network, shape)
     else:
         raise DTypeError(
             f"summarize: expected an architecture string, an Architecture or a model, got "
@@ -99,13 +99,6 @@ def _live_steps(model, shape) -> tuple[Step, ...]:
         steps.append(Step(index, layer_spec_of(layer, current), layer, current[1:], out[1:]))
         current = out
     return tuple(steps)
-
-
-def _text_of(model, shape) -> str:
-    try:
-        return architecture_of(model, shape).text()
-    except CnnkitError:
-        return repr(model).replace("\n", " ")
 
 
 def _rows(steps, batch: int, dtype_bytes: int, floor: bool) -> tuple[Row, ...]:
