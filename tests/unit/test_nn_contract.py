@@ -304,13 +304,36 @@ def test_a_shared_parameter_is_counted_once_and_marked():
 def test_one_layer_called_twice_on_its_own_pairs_backwards_in_reverse():
     linear = cnnkit.Linear(3, 2, dtype=np.float64, rng=rng())
     a, b = rng(1).standard_normal((4, 3)), rng(2).standard_normal((4, 3))
-    linear.forward(a)
-    linear.forward(b)
+    ya = linear.forward(a)  # a siamese pair: both outputs are still held
+    yb = linear.forward(b)
     g = np.ones((4, 2))
     assert np.allclose(linear.backward(g), g @ linear.weight.data)  # b's
     np.testing.assert_allclose(linear.weight.grad, g.T @ b)
     linear.backward(g)  # a's
     np.testing.assert_allclose(linear.weight.grad, g.T @ (a + b))
+    assert ya.shape == yb.shape
+
+
+def test_forwards_whose_outputs_are_gone_are_forgotten_by_the_next_forward():
+    """Scoring in training mode without backward keeps nothing piling up."""
+    from cnnkit.nn.context import MAX_PENDING
+
+    conv = cnnkit.Conv2d(1, 2, 3, rng=rng())
+    x = np.zeros((2, 1, 6, 6), np.float32)
+    for _ in range(3 * MAX_PENDING):
+        conv.forward(x)  # the output is dropped at once
+    assert len(conv._local.pending) == 1
+    held = [conv.forward(x) for _ in range(3)]
+    assert len(conv._local.pending) == 3  # held outputs keep their forwards
+    for y in reversed(held):
+        conv.backward(np.ones_like(y))
+    with pytest.raises(StateError, match=r"a later forward replaced one whose output was no"):
+        conv.backward(np.ones_like(held[0]))
+    loss_fn = cnnkit.CrossEntropyLoss()  # the loss holds the logits it was given
+    linear = cnnkit.Linear(3, 2, rng=rng())
+    loss_fn.forward(linear.forward(np.ones((4, 3), np.float32)), np.array([0, 1, 0, 1]))
+    loss_fn.forward(linear.forward(np.ones((4, 3), np.float32)), np.array([0, 1, 0, 1]))
+    linear.backward(loss_fn.backward())  # the second forward's, not a stale one
 
 
 def test_retain_graph_allows_a_second_backward_of_one_forward():

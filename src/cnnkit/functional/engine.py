@@ -21,6 +21,7 @@ from cnnkit.functional import fast, reference
 
 ENGINES = {"fast": fast, "reference": reference}
 _state = {"name": os.environ.get("CNNKIT_ENGINE", "fast").strip().lower() or "fast"}
+_active = [None]  # the selected module, once the name has been checked (every layer asks)
 
 
 def _checked(name, where: str) -> str:
@@ -34,7 +35,10 @@ def _checked(name, where: str) -> str:
 
 def current():
     """The module whose functions compute layers now (see the engines' shared contract)."""
-    return ENGINES[_checked(_state["name"], "CNNKIT_ENGINE")]
+    module = _active[0]
+    if module is None:
+        module = _active[0] = ENGINES[_checked(_state["name"], "CNNKIT_ENGINE")]
+    return module
 
 
 def engine_name() -> str:
@@ -46,14 +50,14 @@ class use_engine:
 
     def __init__(self, name: str) -> None:
         self.name = _checked(name, "use_engine")
-        self.previous = _state["name"]
-        _state["name"] = self.name
+        self.previous = _state["name"], _active[0]
+        _state["name"], _active[0] = self.name, ENGINES[self.name]
 
     def __enter__(self) -> use_engine:
         return self
 
     def __exit__(self, *exc) -> None:
-        _state["name"] = self.previous
+        _state["name"], _active[0] = self.previous
 
     def __repr__(self) -> str:
         return f"use_engine({self.name!r})"

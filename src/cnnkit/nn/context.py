@@ -11,6 +11,10 @@ that layer in that call is the one its backward uses (calls are undone in revers
 forward called at the top level (by the user) is kept on the layer, per thread, until its
 backward: at most :data:`MAX_PENDING` of them, the oldest dropped first.
 
+A forward in a loop that never calls backward (scoring in training mode) keeps nothing for
+long: a waiting forward whose output nobody holds any more is forgotten when the same layer runs
+its next top-level forward.
+
 Recording is decided at the top-level call: a layer in training mode records, one in
 evaluation mode does not (predictions keep nothing), ``with no_grad():`` records nothing and
 ``with enable_grad():`` records in either mode (a gradient check in evaluation mode, a saliency
@@ -21,7 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 
+from cnnkit.backend import is_array
 from cnnkit.errors import DTypeError, ShapeError, StateError
 
 MAX_PENDING = 4  # top-level forwards kept per layer and thread while waiting for backward
@@ -45,13 +51,22 @@ class _CallState:
     def __init__(self) -> None:
         self.frames: list[Context] = []
         self.grad: bool | None = None  # None: record in training mode only
-        self.edge = None  # the array the top-level forward was given
+        self.edge = None  # the owner of the memory of the array the top-level forward was given
 
 
 class Context:
     """One forward call: what it saved, the calls it made, and how backward should run."""
 
-    __slots__ = ("children", "layer", "needs_input_grad", "output", "record", "saved")
+    __slots__ = (
+        "children",
+        "edge",
+        "layer",
+        "needs_input_grad",
+        "output",
+        "record",
+        "result",
+        "saved",
+    )
 
     def __init__(self, layer, record: bool) -> None:
         self.layer = layer
@@ -60,6 +75,8 @@ class Context:
         self.children: dict[int, list[Context]] | None = None
         self.needs_input_grad = True
         self.output = None  # (shape, dtype) of what forward returned
+        self.edge = False  # the forward's input is (a view of) the caller's array
+        self.result = None  # a weak reference to what a top-level forward returned
 
 
 @contextlib.contextmanager
@@ -92,7 +109,10 @@ def is_recording() -> bool:
 
 def current_context(layer) -> Context | None:
     """The context of ``layer``'s call in flight, or None outside its forward/backward."""
-    frames = state().frames
+    try:
+        frames = _state.value.frames
+    except AttributeError:
+        return None
     if frames and frames[-1].layer is layer:
         return frames[-1]
     return None
@@ -100,45 +120,73 @@ def current_context(layer) -> Context | None:
 
 def run_forward(layer, function, x, args, kwargs):
     """Call ``function`` (a layer's own forward) in a fresh context and file that context
-    where the matching backward will look for it."""
-    current = state()
+    where the matching backward will look for it. (Every layer call runs this: kept lean.)"""
+    try:
+        current = _state.value
+    except AttributeError:
+        current = state()
     frames = current.frames
-    parent = frames[-1] if frames else None
-    if parent is not None and parent.layer is layer:  # super().forward(x) inside forward
-        return function(layer, x, *args, **kwargs)
-    if not layer.built:
-        layer._build_for(x)
-    top = parent is None
-    if top:
+    if frames:
+        parent = frames[-1]
+        if parent.layer is layer:  # super().forward(x) inside forward
+            return function(layer, x, *args, **kwargs)
+        record = parent.record
+    else:
+        parent = None
         grad = current.grad
         record = grad is True or (grad is None and layer.training)
-        current.edge = x
-    else:
-        record = parent.record
-    context = Context(layer, record)
+        current.edge = owner(x) if record else None
+        if record:
+            _prune(layer)
+    if not layer.built:
+        layer._build_for(x)
+    if record:
+        context = Context(layer, True)
+        context.edge = owner(x) is current.edge
+    else:  # nothing is kept: one shared, never-changed context will do
+        context = layer.__dict__.get("_unrecorded") or _unrecorded(layer)
     frames.append(context)
     try:
         y = function(layer, x, *args, **kwargs)
     finally:
         frames.pop()
-        if top:
+        if parent is None:
             current.edge = None
     if record:
         shape = getattr(y, "shape", None)
         context.output = None if shape is None else (shape, getattr(y, "dtype", None))
-        if top:
-            _keep(layer, context)
+        if parent is None:
+            _keep(layer, context, y)
         else:
             children = parent.children
             if children is None:
                 children = parent.children = {}
             children.setdefault(id(layer), []).append(context)
-    elif top:
+    elif parent is None:
         layer._local.last = "unrecorded"
     return y
 
 
-def _keep(layer, context: Context) -> None:
+def _unrecorded(layer) -> Context:
+    context = layer.__dict__["_unrecorded"] = Context(layer, False)
+    return context
+
+
+def _prune(layer) -> None:
+    """Forget waiting forwards whose output nobody holds any more (a forward in a loop that
+    never calls backward): a later forward of the same layer replaces them."""
+    local = layer._local
+    pending = getattr(local, "pending", None)
+    if pending and any(c.result is not None and c.result() is None for c in pending):
+        pending[:] = [c for c in pending if c.result is None or c.result() is not None]
+        local.pruned = True
+
+
+def _keep(layer, context: Context, y) -> None:
+    try:
+        context.result = weakref.ref(y)
+    except TypeError:  # an output that cannot be referred to weakly is simply kept
+        pass
     local = layer._local
     pending = getattr(local, "pending", None)
     if pending is None:
@@ -157,7 +205,10 @@ def run_backward(layer, function, dy, input_grad: bool, retain_graph: bool = Fal
     another backward (a second upstream gradient for the same forward); this one runs on a
     copy of its tree of contexts.
     """
-    frames = state().frames
+    try:
+        frames = _state.value.frames
+    except AttributeError:
+        frames = state().frames
     parent = frames[-1] if frames else None
     if parent is not None and parent.layer is layer:  # super().backward(dy) inside backward
         return function(layer, dy)
@@ -211,6 +262,12 @@ def _no_forward(layer, parent) -> str:
             f"{name}: backward() after a forward that saved nothing (evaluation mode or "
             "no_grad()); call model.train() before forward, or run the forward inside "
             "`with cnnkit.enable_grad():`"
+        )
+    if getattr(local, "pruned", False):
+        return (
+            f"{name}: backward() has no forward left to go with: a later forward replaced one "
+            "whose output was no longer held; keep each output (y = layer.forward(x)) until its "
+            "backward, or call backward before the next forward"
         )
     if getattr(local, "dropped", False):
         return (
@@ -267,21 +324,32 @@ def owner(array):
 
 def detach_edge(items: tuple) -> tuple:
     """Copies of the saved arrays that are (views of) the top-level input, so a caller who
-    changes that array in place before backward cannot change the gradients."""
-    edge = state().edge
-    if edge is None:
+    changes that array in place before backward cannot change the gradients. Saved tuples
+    (an engine's cache) are looked into one level deep. Only a call whose own input is the
+    caller's array (or a view of it) can save one, so only those calls look."""
+    edge_owner = state().edge
+    if edge_owner is None:
         return items
-    edge_owner = owner(edge)
+    if not any(_touches(item, edge_owner) for item in items):
+        return items  # the usual case: nothing saved refers to the caller's array
     return tuple(_detached(item, edge_owner) for item in items)
 
 
+def _touches(item, edge_owner) -> bool:
+    if isinstance(item, tuple):
+        return any(_is_view_of(part, edge_owner) for part in item)
+    return _is_view_of(item, edge_owner)
+
+
+def _is_view_of(item, edge_owner) -> bool:
+    return is_array(item) and owner(item) is edge_owner
+
+
 def _detached(item, edge_owner):
-    if hasattr(item, "base") and hasattr(item, "copy"):
-        return item.copy() if owner(item) is edge_owner else item
-    if isinstance(item, tuple) and any(
-        hasattr(part, "base") and owner(part) is edge_owner for part in item
-    ):
-        parts = [_detached(part, edge_owner) for part in item]
+    if _is_view_of(item, edge_owner):
+        return item.copy()
+    if isinstance(item, tuple) and _touches(item, edge_owner):
+        parts = [part.copy() if _is_view_of(part, edge_owner) else part for part in item]
         return type(item)(*parts) if hasattr(item, "_fields") else tuple(parts)
     return item
 

@@ -36,7 +36,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from cnnkit.errors import StateError
+from cnnkit.errors import DTypeError, StateError
 from cnnkit.functional.fast.layout import Workspace
 from cnnkit.nn import config, context
 from cnnkit.nn.parameter import Parameter
@@ -100,10 +100,15 @@ class Layer:
     def _build_for(self, x) -> None:
         """Build for the first input; a layer given no dtype takes the input's (float32 or
         float64), so a float64 gradient check builds float64 parameters."""
-        dtype = getattr(x, "dtype", None)
+        shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
+        if shape is None:
+            raise DTypeError(
+                f"{self!r}: expected an array (N, C, H, W), got {type(x).__name__}; convert "
+                "with np.asarray(x, dtype=np.float32)"
+            )
         if "dtype" not in self.__dict__ and dtype in (np.float32, np.float64):
             self.dtype = np.dtype(dtype)
-        self.build(tuple(x.shape))
+        self.build(tuple(shape))
         self.built = True
 
     def save_for_backward(self, *items) -> None:
@@ -112,7 +117,7 @@ class Layer:
         if frame is None:
             raise StateError(f"{self!r}: save_for_backward() is only valid inside forward()")
         if frame.record:
-            frame.saved = context.detach_edge(items)
+            frame.saved = context.detach_edge(items) if frame.edge else items
 
     @property
     def saved_tensors(self) -> tuple:
@@ -357,6 +362,7 @@ class Layer:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state.pop("_local", None)  # calls in flight and scratch memory are not part of a layer
+        state.pop("_unrecorded", None)
         return state
 
     def __setstate__(self, state: dict) -> None:

@@ -32,6 +32,9 @@ class CrossEntropyLoss:
             targets = np.asarray(targets)
         self._check(logits, targets)
         loss, self._local.cache = cross_entropy_forward(logits, targets)
+        # Held until the next forward: the model's forward that made the logits stays
+        # matched with its backward while they live (see cnnkit.nn.context).
+        self._local.logits = logits
         return float(loss)
 
     def backward(self):

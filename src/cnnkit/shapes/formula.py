@@ -28,7 +28,9 @@ def units(size: int, kernel: int, stride: int = 1, padding: Padding = 0) -> int:
     >>> units(10, 3, 2)
     4
     """
-    before, after = padding_sides(padding)
+    if type(padding) is int:  # the engines ask on every call: no helper calls here
+        return (size + 2 * padding - kernel) // stride + 1
+    before, after = padding
     return (size + before + after - kernel) // stride + 1
 
 

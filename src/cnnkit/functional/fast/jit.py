@@ -27,6 +27,7 @@ class _LazyNumba:
 
 numba = _LazyNumba()
 _state = {"enabled": _AVAILABLE and os.environ.get("CNNKIT_JIT", "1") != "0"}
+state = _state  # the kernels read state["enabled"] on every call
 _COMPILED: dict[object, object] = {}
 
 # Tinier arrays stay on NumPy: no compilation for toy sizes, and no gain there.

@@ -19,7 +19,7 @@ from cnnkit.functional.fast.layout import NHWC, layout_of, memory, result
 def _applies(x, kernel, stride, padding, input_hw=None) -> str | None:
     """The memory layout to run a 2x2 kernel on ``x`` (the input, or in backward the gradient
     of an input of ``input_hw``), or None when NumPy must do it."""
-    if not jit.jit_enabled() or type(x) is not np.ndarray:
+    if not jit.state["enabled"] or type(x) is not np.ndarray:
         return None
     if x.dtype != np.float32 and x.dtype != np.float64:
         return None
@@ -176,8 +176,15 @@ def _avg_backward_wide(dy, dx):
                     dx[a_index, b_index, 2 * oh + 1, 2 * ow + 1] = share
 
 
+_LOOPS: dict[str, object] = {}
+
+
 def _loop(name: str, layout: str):
-    return jit.compiled(globals()[f"{name}_{'last' if layout == NHWC else 'wide'}"])
+    key = f"{name}_{'last' if layout == NHWC else 'wide'}"
+    loop = _LOOPS.get(key)
+    if loop is None:
+        loop = _LOOPS[key] = jit.compiled(globals()[key])
+    return loop
 
 
 # --------------------------------------------------------------------------- entry points

@@ -116,8 +116,14 @@ def _relu_backward(dy, mask, dx):
 # Tinier arrays stay on NumPy: no compilation for toy sizes, and no gain there.
 
 
+_LOOPS: dict[str, object] = {}
+
+
 def _loop(name: str):
-    return jit.compiled(globals()[name])
+    loop = _LOOPS.get(name)
+    if loop is None:
+        loop = _LOOPS[name] = jit.compiled(globals()[name])
+    return loop
 
 
 # --------------------------------------------------------------------------- entry points
@@ -125,7 +131,7 @@ def _loop(name: str):
 
 def _windows_apply(padded, cols, kernel, stride) -> bool:
     """Whether the im2col/col2im loops take these arrays (else NumPy does it)."""
-    if not jit.jit_enabled() or type(padded) is not np.ndarray or type(cols) is not np.ndarray:
+    if not jit.state["enabled"] or type(padded) is not np.ndarray or type(cols) is not np.ndarray:
         return False
     if padded.dtype != cols.dtype or padded.dtype not in (np.float32, np.float64):
         return False
@@ -162,7 +168,7 @@ def fold_into(cols, dx, kernel, stride, padding) -> bool:
     view (N, C, KH, KW, OH, OW) of a ROWS buffer. ``dx`` is overwritten, the padding dropped,
     with exactly the values the NumPy path gives (fold into a zeroed padded array, then crop).
     False (nothing written) where the loops do not apply."""
-    if not jit.jit_enabled() or type(dx) is not np.ndarray or type(cols) is not np.ndarray:
+    if not jit.state["enabled"] or type(dx) is not np.ndarray or type(cols) is not np.ndarray:
         return False
     if dx.dtype != cols.dtype or dx.dtype not in (np.float32, np.float64):
         return False
@@ -206,7 +212,7 @@ def _flat(x, like):
 
 def _elementwise_applies(x) -> bool:
     return (
-        jit.jit_enabled()
+        jit.state["enabled"]
         and type(x) is np.ndarray
         and x.dtype in (np.float32, np.float64)
         and x.size >= jit.MIN_ELEMENTS

@@ -38,7 +38,7 @@ _CANONICAL = ("n", "c", "i", "j", "oh", "ow")
 def output_hw(padded_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int]):
     """(I + 2P - F)//S + 1 per axis of an already padded input (``shapes.units``); the layers
     have already refused impossible configurations."""
-    return tuple(units(padded_hw[i], kernel[i], stride[i]) for i in range(2))
+    return units(padded_hw[0], kernel[0], stride[0]), units(padded_hw[1], kernel[1], stride[1])
 
 
 def no_padding(padding: Sides) -> bool:
