@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from cnnkit.backend import is_array
 from cnnkit.errors import DTypeError
 from cnnkit.functional.engine import current
+from cnnkit.nn.context import keep
 from cnnkit.nn.layer import Layer
 from cnnkit.nn.registry import register_layer
 
@@ -20,20 +23,20 @@ class ReLU(Layer):
     spec_args = ()
 
     def forward(self, x):
-        if not is_array(x) or x.dtype.kind != "f":
+        if (type(x) is not np.ndarray and not is_array(x)) or x.dtype.kind != "f":
             got = x.dtype if is_array(x) else type(x).__name__
             raise DTypeError(
                 f"ReLU(): expected a floating-point array, got {got}; "
                 "convert with np.asarray(x, dtype=np.float32)"
             )
         engine = current()
-        y, passes = engine.relu_forward(x, self.workspace())
-        self.save_for_backward(engine, passes)
+        y, passes = engine.relu_forward(x, self._local.workspace)
+        keep(self._local.call, engine, passes)
         return y
 
     def backward(self, dy):
-        engine, passes = self.saved_tensors
-        return engine.relu_backward(dy, passes, self.workspace())
+        engine, passes = self._local.call.saved
+        return engine.relu_backward(dy, passes, self._local.workspace)
 
     def get_config(self) -> dict:
         return {}

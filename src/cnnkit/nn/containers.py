@@ -90,10 +90,11 @@ class Sequential(Layer):
         first layer then skips it (for a first Conv2d that saves most of its backward) and
         None is returned. Parameter gradients are the same either way.
         """
-        wanted = self.needs_input_grad
-        for index in range(len(self.layers) - 1, -1, -1):
+        wanted = self._local.call.needs_input_grad
+        layers = self.layers
+        for index in range(len(layers) - 1, -1, -1):
             try:
-                dy = self.layers[index].backward(dy, input_grad=index > 0 or wanted)
+                dy = layers[index].backward(dy, input_grad=index > 0 or wanted)
             except CnnkitError as error:
                 raise error.located(index) from None
         return dy

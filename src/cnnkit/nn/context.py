@@ -24,13 +24,16 @@ map). Nested calls follow the top-level decision.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import weakref
 
 from cnnkit.backend import is_array
-from cnnkit.errors import DTypeError, ShapeError, StateError
+from cnnkit.errors import StateError
+from cnnkit.functional.fast.layout import Workspace
+from cnnkit.nn import call_errors
 
-MAX_PENDING = 4  # top-level forwards kept per layer and thread while waiting for backward
+MAX_PENDING = call_errors.MAX_PENDING  # top-level forwards kept per layer and thread
 
 _state = threading.local()
 
@@ -54,6 +57,19 @@ class _CallState:
         self.edge = None  # the owner of the memory of the array the top-level forward was given
 
 
+class LayerLocal(threading.local):
+    """What one layer keeps per thread: its scratch memory, the call of it in flight, and its
+    top-level forwards still waiting for their backward."""
+
+    def __init__(self) -> None:
+        self.workspace = Workspace()
+        self.call: Context | None = None  # the forward or backward of this layer running now
+        self.pending: list[Context] = []
+        self.last: str | None = None  # "recorded" / "unrecorded": what its last forward did
+        self.dropped = False  # more than MAX_PENDING forwards waited: the oldest went
+        self.pruned = False  # a forward whose output was gone was forgotten
+
+
 class Context:
     """One forward call: what it saved, the calls it made, and how backward should run."""
 
@@ -72,7 +88,7 @@ class Context:
         self.layer = layer
         self.record = record
         self.saved: tuple = ()
-        self.children: dict[int, list[Context]] | None = None
+        self.children: list[Context] | None = None  # the calls it made, in order
         self.needs_input_grad = True
         self.output = None  # (shape, dtype) of what forward returned
         self.edge = False  # the forward's input is (a view of) the caller's array
@@ -101,6 +117,12 @@ def enable_grad():
         current.grad = previous
 
 
+def keep(context: Context, *items) -> None:
+    """``save_for_backward`` for a call whose context is at hand (the built-in layers)."""
+    if context.record:
+        context.saved = detach_edge(items) if context.edge else items
+
+
 def is_recording() -> bool:
     """Whether a ``forward`` running now (in this thread) saves for backward."""
     frames = state().frames
@@ -108,63 +130,71 @@ def is_recording() -> bool:
 
 
 def current_context(layer) -> Context | None:
-    """The context of ``layer``'s call in flight, or None outside its forward/backward."""
-    try:
-        frames = _state.value.frames
-    except AttributeError:
-        return None
-    if frames and frames[-1].layer is layer:
-        return frames[-1]
-    return None
+    """The context of ``layer``'s call in flight (in this thread), or None outside its forward
+    and backward."""
+    return layer._local.call
 
 
-def run_forward(layer, function, x, args, kwargs):
-    """Call ``function`` (a layer's own forward) in a fresh context and file that context
-    where the matching backward will look for it. (Every layer call runs this: kept lean.)"""
-    try:
-        current = _state.value
-    except AttributeError:
-        current = state()
-    frames = current.frames
-    if frames:
-        parent = frames[-1]
-        if parent.layer is layer:  # super().forward(x) inside forward
-            return function(layer, x, *args, **kwargs)
-        record = parent.record
-    else:
-        parent = None
-        grad = current.grad
-        record = grad is True or (grad is None and layer.training)
-        current.edge = owner(x) if record else None
-        if record:
-            _prune(layer)
-    if not layer.built:
-        layer._build_for(x)
-    if record:
-        context = Context(layer, True)
-        context.edge = owner(x) is current.edge
-    else:  # nothing is kept: one shared, never-changed context will do
-        context = layer.__dict__.get("_unrecorded") or _unrecorded(layer)
-    frames.append(context)
-    try:
-        y = function(layer, x, *args, **kwargs)
-    finally:
-        frames.pop()
-        if parent is None:
-            current.edge = None
-    if record:
-        shape = getattr(y, "shape", None)
-        context.output = None if shape is None else (shape, getattr(y, "dtype", None))
-        if parent is None:
-            _keep(layer, context, y)
+def forward_call(function):
+    """A layer's ``forward``, run in a fresh context filed where the matching backward will
+    look for it. (Every layer call runs this: it is written for speed.)"""
+
+    @functools.wraps(function)
+    def forward(layer, x, *args, **kwargs):
+        if args or kwargs:  # a forward with more than x (rare): the extra arguments ride along
+            return forward_call(lambda self, v: function(self, v, *args, **kwargs))(layer, x)
+        try:
+            current = _state.value
+        except AttributeError:
+            current = state()
+        frames = current.frames
+        if frames:
+            parent = frames[-1]
+            if parent.layer is layer:  # super().forward(x) inside forward
+                return function(layer, x)
+            record = parent.record
         else:
-            children = parent.children
-            if children is None:
-                children = parent.children = {}
-            children.setdefault(id(layer), []).append(context)
-    elif parent is None:
-        layer._local.last = "unrecorded"
-    return y
+            parent = None
+            grad = current.grad
+            record = grad is True or (grad is None and layer.training)
+            current.edge = owner(x) if record else None
+            if record:
+                _prune(layer)
+        if not layer.built:
+            layer._build_for(x)
+        if record:
+            context = Context(layer, True)
+            edge = current.edge  # the owner of the caller's array; a view's base is its owner
+            context.edge = x is edge or getattr(x, "base", None) is edge
+        else:  # nothing is kept: one shared, never-changed context will do
+            context = layer.__dict__.get("_unrecorded") or _unrecorded(layer)
+        local = layer._local
+        frames.append(context)
+        local.call = context
+        try:
+            y = function(layer, x)
+        finally:
+            local.call = None
+            frames.pop()
+            if parent is None:
+                current.edge = None
+        if record:
+            try:
+                context.output = (y.shape, y.dtype)
+            except AttributeError:
+                pass  # not an array: backward's dy is not checked
+            if parent is None:
+                _keep(layer, context, y)
+            elif parent.children is None:
+                parent.children = [context]
+            else:
+                parent.children.append(context)
+        elif parent is None:
+            local.last = "unrecorded"
+        return y
+
+    forward._cnnkit_call = True
+    return forward
 
 
 def _unrecorded(layer) -> Context:
@@ -176,7 +206,7 @@ def _prune(layer) -> None:
     """Forget waiting forwards whose output nobody holds any more (a forward in a loop that
     never calls backward): a later forward of the same layer replaces them."""
     local = layer._local
-    pending = getattr(local, "pending", None)
+    pending = local.pending
     if pending and any(c.result is not None and c.result() is None for c in pending):
         pending[:] = [c for c in pending if c.result is None or c.result() is not None]
         local.pruned = True
@@ -188,9 +218,7 @@ def _keep(layer, context: Context, y) -> None:
     except TypeError:  # an output that cannot be referred to weakly is simply kept
         pass
     local = layer._local
-    pending = getattr(local, "pending", None)
-    if pending is None:
-        pending = local.pending = []
+    pending = local.pending
     pending.append(context)
     if len(pending) > MAX_PENDING:
         del pending[0]
@@ -198,38 +226,67 @@ def _keep(layer, context: Context, y) -> None:
     local.last = "recorded"
 
 
-def run_backward(layer, function, dy, input_grad: bool, retain_graph: bool = False):
-    """Call ``function`` (a layer's own backward) in the context its forward left.
+def backward_call(function):
+    """A layer's ``backward``, run in the context its forward left.
 
-    ``retain_graph`` (top-level calls only, as PyTorch's): the forward's context stays for
-    another backward (a second upstream gradient for the same forward); this one runs on a
-    copy of its tree of contexts.
+    ``input_grad=False``: the caller does not need dx (the layer may skip it; None is
+    returned). ``retain_graph=True`` (top-level calls only, as PyTorch's): the forward's
+    context stays for another backward (a second upstream gradient for the same forward);
+    this one runs on a copy of its tree of contexts.
     """
-    try:
-        frames = _state.value.frames
-    except AttributeError:
-        frames = state().frames
-    parent = frames[-1] if frames else None
-    if parent is not None and parent.layer is layer:  # super().backward(dy) inside backward
-        return function(layer, dy)
-    if parent is None:
-        pending = getattr(layer._local, "pending", None)
-    else:
-        pending = parent.children.get(id(layer)) if parent.children else None
-    if not pending:
-        raise StateError(_no_forward(layer, parent))
-    context = _copy(pending[-1]) if retain_graph and parent is None else pending.pop()
-    if context.output is not None:
-        _check_gradient(layer, dy, context.output)
-    context.needs_input_grad = input_grad
-    frames.append(context)
-    try:
-        dx = function(layer, dy)
-    finally:
-        frames.pop()
-        context.saved = ()
-        context.children = None
-    return dx if input_grad else None
+
+    @functools.wraps(function)
+    def backward(layer, dy, *, input_grad: bool = True, retain_graph: bool = False):
+        try:
+            frames = _state.value.frames
+        except AttributeError:
+            frames = state().frames
+        parent = frames[-1] if frames else None
+        if parent is not None and parent.layer is layer:  # super().backward(dy) inside
+            return function(layer, dy)
+        local = layer._local
+        if parent is None:
+            pending = local.pending
+            if not pending:
+                raise StateError(call_errors.no_forward(layer, None))
+            context = _copy(pending[-1]) if retain_graph else pending.pop()
+        else:
+            children = parent.children
+            if children and children[-1].layer is layer:  # undone in reverse order
+                context = children.pop()
+            else:
+                context = _child(parent, layer)
+        output = context.output
+        if output is not None:
+            try:
+                matches = dy.shape == output[0] and dy.dtype == output[1]
+            except AttributeError:
+                matches = False
+            if not matches:
+                call_errors.check_gradient(layer, dy, output)
+        context.needs_input_grad = input_grad
+        frames.append(context)
+        local.call = context
+        try:
+            dx = function(layer, dy)
+        finally:
+            local.call = None
+            frames.pop()
+        return dx if input_grad else None
+
+    backward._cnnkit_call = True
+    return backward
+
+
+def _child(parent: Context, layer) -> Context:
+    """The last call of ``layer`` that ``parent``'s forward made and no backward has undone
+    (a container undoing its calls in another order than reverse)."""
+    children = parent.children
+    if children:
+        for index in range(len(children) - 1, -1, -1):
+            if children[index].layer is layer:
+                return children.pop(index)
+    raise StateError(call_errors.no_forward(layer, parent))
 
 
 def _copy(context: Context) -> Context:
@@ -237,81 +294,8 @@ def _copy(context: Context) -> Context:
     clone = Context(context.layer, context.record)
     clone.saved, clone.output = context.saved, context.output
     if context.children is not None:
-        clone.children = {key: [_copy(c) for c in value] for key, value in context.children.items()}
+        clone.children = [_copy(child) for child in context.children]
     return clone
-
-
-def _name(layer) -> str:
-    """The layer's repr, or its class name when the repr runs over several lines (a model)."""
-    text = repr(layer)
-    return text if "\n" not in text else f"{type(layer).__name__}(...)"
-
-
-def _no_forward(layer, parent) -> str:
-    name = _name(layer)
-    if parent is not None:
-        return (
-            f"{name}: backward() found no forward of this layer in this call to go with it; "
-            "a container's backward must call each layer's backward once per forward, in "
-            "reverse order"
-        )
-    local = layer._local
-    last = getattr(local, "last", None)
-    if last == "unrecorded":
-        return (
-            f"{name}: backward() after a forward that saved nothing (evaluation mode or "
-            "no_grad()); call model.train() before forward, or run the forward inside "
-            "`with cnnkit.enable_grad():`"
-        )
-    if getattr(local, "pruned", False):
-        return (
-            f"{name}: backward() has no forward left to go with: a later forward replaced one "
-            "whose output was no longer held; keep each output (y = layer.forward(x)) until its "
-            "backward, or call backward before the next forward"
-        )
-    if getattr(local, "dropped", False):
-        return (
-            f"{name}: backward() has no forward left to go with: only the last "
-            f"{MAX_PENDING} forwards wait for a backward; call backward after each forward, "
-            "or run forwards that need no gradient inside `with cnnkit.no_grad():`"
-        )
-    if last == "recorded":
-        return (
-            f"{name}: a second backward() after one forward(); each forward is matched by "
-            "exactly one backward: call forward(x) again first"
-        )
-    return (
-        f"{name}: backward() was called before forward(); call forward(x) first, then "
-        "backward(dy) with dy shaped like its output"
-    )
-
-
-class _Named:
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-def _check_gradient(layer, dy, output) -> None:
-    """``dy`` is shaped and typed like what forward returned: checked once, for every layer."""
-    shape, dtype = output
-    got_shape = getattr(dy, "shape", None)
-    if got_shape != shape:
-        layer = _Named(_name(layer))
-        got = tuple(got_shape) if got_shape is not None else type(dy).__name__
-        raise ShapeError(
-            f"{layer!r}: backward expected dy of shape {tuple(shape)} (the forward output), "
-            f"got {got}"
-        )
-    got_dtype = getattr(dy, "dtype", None)
-    if dtype is not None and got_dtype != dtype:
-        layer = _Named(_name(layer))
-        raise DTypeError(
-            f"{layer!r}: backward got dy of dtype {got_dtype} but the forward returned "
-            f"{dtype}; pass dy.astype(np.{dtype}) (cnnkit never converts silently)"
-        )
 
 
 def owner(array):
@@ -357,5 +341,5 @@ def _detached(item, edge_owner):
 def saved_by(layer) -> tuple:
     """What ``layer``'s latest top-level forward (in this thread) saved for the backward still
     to come: for looking inside, as a learner or a test would. Empty when none is waiting."""
-    pending = getattr(layer._local, "pending", None)
+    pending = layer._local.pending
     return pending[-1].saved if pending else ()

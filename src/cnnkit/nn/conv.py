@@ -18,6 +18,7 @@ from cnnkit.nn.checks import (
     positive_int,
     short,
 )
+from cnnkit.nn.context import keep
 from cnnkit.nn.registry import register_layer
 from cnnkit.nn.spec_args import Arg, Choice, Flag, Padding, Size, Whole
 from cnnkit.nn.weighted import WeightedLayer
@@ -151,26 +152,28 @@ class Conv2d(WeightedLayer):
         self.output_shape(x.shape)
         engine = current()
         bias = None if self.bias is None else self.bias.data
-        save = self.recording
+        call = self._local.call
+        save = call.record
         y, saved = engine.conv2d_forward(
             x,
             self.weight.data,
             bias,
             stride=self.stride,
             padding=self.sides,
-            workspace=self.workspace(),
+            workspace=self._local.workspace,
             save=save,
         )
         if save:
-            self.save_for_backward(engine, saved)
+            keep(call, engine, saved)
         return y
 
     def backward(self, dy):
         """dy (N, D, OH, OW) -> dx (N, C, H, W); adds dw and db into the parameters' grads.
         dx is not computed when the caller does not need it (a network's first layer)."""
-        engine, saved = self.saved_tensors
+        call = self._local.call
+        engine, saved = call.saved
         dx, dw, db = engine.conv2d_backward(
-            dy, saved, workspace=self.workspace(), input_grad=self.needs_input_grad
+            dy, saved, workspace=self._local.workspace, input_grad=call.needs_input_grad
         )
         self._accumulate(dw, db)
         return dx

@@ -30,8 +30,6 @@ state is a buffer (:meth:`Layer.register_buffer`): in ``state_dict()``, not in
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -44,24 +42,6 @@ from cnnkit.nn.state import convert, load_state
 from cnnkit.shapes import Field
 
 
-def _wrap_forward(function):
-    @functools.wraps(function)
-    def forward(self, x, *args, **kwargs):
-        return context.run_forward(self, function, x, args, kwargs)
-
-    forward._cnnkit_call = True
-    return forward
-
-
-def _wrap_backward(function):
-    @functools.wraps(function)
-    def backward(self, dy, *, input_grad: bool = True, retain_graph: bool = False):
-        return context.run_backward(self, function, dy, input_grad, retain_graph)
-
-    backward._cnnkit_call = True
-    return backward
-
-
 class Layer:
     """Base class of every layer: the contract above, modes, parameters, buffers, state."""
 
@@ -71,13 +51,13 @@ class Layer:
 
     def __new__(cls, *args, **kwargs):
         self = super().__new__(cls)
-        self.__dict__["_local"] = threading.local()
+        self.__dict__["_local"] = context.LayerLocal()
         self.__dict__["built"] = cls.build is Layer.build
         return self
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        for name, wrap in (("forward", _wrap_forward), ("backward", _wrap_backward)):
+        for name, wrap in (("forward", context.forward_call), ("backward", context.backward_call)):
             function = cls.__dict__.get(name)
             if function is not None and not getattr(function, "_cnnkit_call", False):
                 setattr(cls, name, wrap(function))
@@ -116,8 +96,7 @@ class Layer:
         frame = context.current_context(self)
         if frame is None:
             raise StateError(f"{self!r}: save_for_backward() is only valid inside forward()")
-        if frame.record:
-            frame.saved = context.detach_edge(items) if frame.edge else items
+        context.keep(frame, *items)
 
     @property
     def saved_tensors(self) -> tuple:
@@ -141,12 +120,7 @@ class Layer:
 
     def workspace(self) -> Workspace:
         """Scratch arrays this layer reuses between its calls, one set per thread."""
-        local = self._local
-        try:
-            return local.workspace
-        except AttributeError:
-            local.workspace = Workspace()
-            return local.workspace
+        return self._local.workspace
 
     # -- shapes, costs and knowledge for summaries and explanations --------------------------
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -367,4 +341,4 @@ class Layer:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.__dict__["_local"] = threading.local()
+        self.__dict__["_local"] = context.LayerLocal()

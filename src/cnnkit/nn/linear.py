@@ -9,6 +9,7 @@ import numpy as np
 from cnnkit.errors import ShapeError
 from cnnkit.functional.engine import current
 from cnnkit.nn.checks import check_array, check_dtype_matches, positive_int
+from cnnkit.nn.context import keep
 from cnnkit.nn.registry import register_layer
 from cnnkit.nn.spec_args import Arg, Flag, Whole
 from cnnkit.nn.weighted import WeightedLayer
@@ -88,13 +89,14 @@ class Linear(WeightedLayer):
         engine = current()
         bias = None if self.bias is None else self.bias.data
         y, saved = engine.linear_forward(x, self.weight.data, bias)
-        self.save_for_backward(engine, saved)
+        keep(self._local.call, engine, saved)
         return y
 
     def backward(self, dy):
         """dy (N, out_features) -> dx (N, in_features); adds dw and db into the grads."""
-        engine, saved = self.saved_tensors
-        dx, dw, db = engine.linear_backward(dy, saved, input_grad=self.needs_input_grad)
+        call = self._local.call
+        engine, saved = call.saved
+        dx, dw, db = engine.linear_backward(dy, saved, input_grad=call.needs_input_grad)
         self._accumulate(dw, db)
         return dx
 

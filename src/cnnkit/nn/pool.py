@@ -9,6 +9,7 @@ from cnnkit.errors import ConfigError, ShapeError
 from cnnkit.functional.engine import current
 from cnnkit.functional.fast.pool import max_pool_kept_bytes
 from cnnkit.nn.checks import check_array, check_rounding, int_pair, short
+from cnnkit.nn.context import keep
 from cnnkit.nn.layer import Layer
 from cnnkit.nn.registry import register_layer
 from cnnkit.nn.spec_args import Arg, Choice, Size
@@ -115,16 +116,16 @@ class _Pool2d(Layer):
             kernel=self.kernel_size,
             stride=self.stride,
             padding=self.sides,
-            workspace=self.workspace(),
+            workspace=self._local.workspace,
         )
-        self.save_for_backward(engine, saved)
+        keep(self._local.call, engine, saved)
         return y
 
     def backward(self, dy):
         """dy (N, C, OH, OW) -> dx (N, C, H, W)."""
-        engine, saved = self.saved_tensors
+        engine, saved = self._local.call.saved
         _, backward = self._engine_calls(engine)
-        return backward(dy, saved, self.workspace())
+        return backward(dy, saved, self._local.workspace)
 
     # -- what the summary and the explanations ask ------------------------------------------------
     def connections(self, input_shape) -> tuple[int, None]:
