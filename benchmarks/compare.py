@@ -6,7 +6,8 @@ separate runs cannot be compared to a few percent. This script copies the other 
 case in both versions with the same weights and inputs, and times them in pairs, A B B A, for a
 few seconds per case: the median of the paired ratios (this/other; below 1: this one is faster)
 moves far less than either time. The cases are those of ``bench.py`` (the convolutions, the
-poolings, the LeNet-5 training step)::
+poolings, the LeNet-5 training step) and the lecture's network on one image, where there is
+little arithmetic and the difference is the per-layer Python overhead::
 
     git worktree add /tmp/before HEAD~5
     python benchmarks/compare.py --other /tmp/before
@@ -42,6 +43,7 @@ POOLS = {
     for kind in ("max", "avg")
 }
 STEP = "LeNet-5 training step, batch 64"
+LECTURE = "lecture net (8 layers), batch 1"  # little arithmetic: the per-layer Python overhead
 
 
 def load_other(checkout: Path):
@@ -96,6 +98,8 @@ def calls(lib, name: str) -> dict:
             optimizer.step()
 
         return {"step": step}
+    if name == LECTURE:
+        return _lecture_calls(lib, rng)
     if name in CONVS:
         n, c, h, w, d, k, s, p = CONVS[name]
         layer = lib.Conv2d(c, d, k, stride=s, padding=p, rng=rng)
@@ -113,6 +117,28 @@ def calls(lib, name: str) -> dict:
         layer.backward(dy)
 
     return {"forward": lambda: layer.forward(x), "fwd+bwd": forward_backward}
+
+
+def _lecture_calls(lib, rng) -> dict:
+    """The lecture's network on one 8x8 digit: an evaluation forward and a training step."""
+    model = lib.lecture_network((1, 8, 8), 10, rng=rng)
+    loss_fn = lib.CrossEntropyLoss()
+    optimizer = lib.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = rng.random((1, 1, 8, 8), dtype=np.float32)
+    labels = np.array([3])
+
+    def forward():
+        model.eval()
+        model.forward(x)
+
+    def step():
+        model.train()
+        loss_fn.forward(model.forward(x), labels)
+        optimizer.zero_grad()
+        model.backward(loss_fn.backward(), input_grad=False)
+        optimizer.step()
+
+    return {"forward": forward, "step": step}
 
 
 def paired(other, this, seconds: float) -> tuple[float, float, float, int]:
@@ -145,7 +171,7 @@ def main() -> None:
     import cnnkit
 
     other = load_other(Path(args.other).resolve())
-    names = [*CONVS, *POOLS, STEP]
+    names = [*CONVS, *POOLS, STEP, LECTURE]
     names = [n for n in names if not args.cases or any(c.lower() in n.lower() for c in args.cases)]
     print(f"{'case':<46} {'mode':<8} {'other ms':>9} {'this ms':>9} {'this/other':>10}")
     ratios = []

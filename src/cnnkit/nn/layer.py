@@ -199,8 +199,9 @@ class Layer:
             if isinstance(value, Layer):
                 yield name, value
             elif (
-                isinstance(value, list | tuple)
+                type(value) in (list, tuple)
                 and value
+                and isinstance(value[0], Layer)
                 and all(isinstance(item, Layer) for item in value)
             ):
                 for index, item in enumerate(value):
@@ -233,8 +234,9 @@ class Layer:
             if isinstance(value, Parameter):
                 yield name, value
             elif (
-                isinstance(value, list | tuple)
+                type(value) in (list, tuple)
                 and value
+                and isinstance(value[0], Parameter)
                 and all(isinstance(item, Parameter) for item in value)
             ):
                 for index, item in enumerate(value):
@@ -319,8 +321,10 @@ class Layer:
     # -- modes and dtype -------------------------------------------------------------------------
     def train(self, mode: bool = True) -> Layer:
         """Training mode (``mode=True``) or evaluation mode, for this layer and its children."""
-        for layer in self.modules():
-            layer.training = bool(mode)
+        mode = bool(mode)
+        self.training = mode
+        for child in self.children():
+            child.train(mode)
         return self
 
     def eval(self) -> Layer:
