@@ -39,8 +39,8 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 def run_cnnkit(data_dir: str, epochs: int) -> dict:
     import numpy as np
-    from cnnkit.spec import from_spec
 
+    from cnnkit import from_spec
     from cnnkit.data import load_dataset
     from cnnkit.train import Recipe, evaluate, fit
 

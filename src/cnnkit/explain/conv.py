@@ -234,7 +234,7 @@ def explain_conv(
 ) -> ConvExplanation:
     """Every computational unit of one filter ``w`` (C, F, F) over ``x`` (C, H, W).
 
-    The output comes from the engine's :class:`~cnnkit.layers.Conv2d` (float64); each unit's
+    The output comes from the engine's :class:`~cnnkit.nn.Conv2d` (float64); each unit's
     channel sums are added here product by product, in the order they are printed, so
     ``unit.total`` reproduces ``unit.value`` (exactly, for the integer examples).
     """

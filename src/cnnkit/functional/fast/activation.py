@@ -11,7 +11,7 @@ def relu_forward(x, workspace=None):
 
     The mask is "not x <= 0" rather than "x > 0" so that, as in PyTorch, NaN passes its
     gradient through (and shows up) instead of silently stopping it. A ``workspace``
-    (:class:`cnnkit.functional.layout.Workspace`) lends result memory to the compiled loop.
+    (:class:`cnnkit.functional.fast.layout.Workspace`) lends result memory to the compiled loop.
     """
     compiled = kernels.relu(x, workspace)
     if compiled is not None:

@@ -191,7 +191,7 @@ def _loop(name: str, layout: str):
 
 
 def max_pool_2x2(x, kernel, stride, padding, workspace=None):
-    """``(y, rows, columns, has_nan)``: the first three as :func:`cnnkit.functional.pool.
+    """``(y, rows, columns, has_nan)``: the first three as :func:`cnnkit.functional.fast.pool.
     max_pool2d_forward` computes them for 2x2 windows with stride 2 (valid when ``has_nan`` is
     False; NaN follows another rule), or None where the kernel does not apply."""
     layout = _applies(x, kernel, stride, padding)

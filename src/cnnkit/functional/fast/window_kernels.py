@@ -145,7 +145,7 @@ WINDOW_MAX_ELEMENTS = 1 << 24
 
 
 def unfold_images(padded, kernel, stride, out) -> bool:
-    """im2col into ``out`` stored (N, C, KH, KW, OH, OW), as :func:`cnnkit.functional.windows.
+    """im2col into ``out`` stored (N, C, KH, KW, OH, OW), as :func:`cnnkit.functional.fast.windows.
     unfold` writes it; False (nothing written) where the loop does not apply."""
     if not _windows_apply(padded, out, kernel, stride):
         return False
@@ -155,7 +155,7 @@ def unfold_images(padded, kernel, stride, out) -> bool:
 
 def fold_images(cols, padded, kernel, stride) -> bool:
     """col2im of ``cols`` indexed (N, C, KH, KW, OH, OW) (any strides; rows of OW values read
-    fastest when contiguous) added onto ``padded``, as :func:`cnnkit.functional.windows.fold`
+    fastest when contiguous) added onto ``padded``, as :func:`cnnkit.functional.fast.windows.fold`
     does it; False (nothing added) where the loop does not apply."""
     if not _windows_apply(padded, cols, kernel, stride):
         return False
@@ -184,7 +184,7 @@ def fold_into(cols, dx, kernel, stride, padding) -> bool:
 
 def _like(workspace, name: str, x, dtype):
     """A result array indexed like ``x`` and stored in the same memory order (C order, or a
-    layout of :mod:`cnnkit.functional.layout`), and that memory as a 1-D view; None for other
+    layout of :mod:`cnnkit.functional.fast.layout`), and that memory as a 1-D view; None for other
     strides."""
     if x.flags.c_contiguous:
         array = _result(workspace, name, x.shape, dtype)

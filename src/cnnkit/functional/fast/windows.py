@@ -2,7 +2,7 @@
 both poolings.
 
 Every function indexes its arrays (N, C, H, W) whatever their memory layout (see
-:mod:`cnnkit.functional.layout`), so one code path serves channels-last and channel-major data.
+:mod:`cnnkit.functional.fast.layout`), so one code path serves channels-last and channel-major data.
 ``unfold`` is a single strided copy (a view whose strides walk every window, written into a
 buffer whose axis order the caller chooses); ``fold`` loops over the KH x KW kernel offsets only,
 and each iteration adds a whole strided sub-grid of every image and channel at once.
