@@ -23,12 +23,13 @@ True
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from cnnkit.errors import DTypeError, StateError
+from cnnkit.errors import ConfigError, DTypeError, StateError
 from cnnkit.nn.context import enable_grad, no_grad
 
 
@@ -127,9 +128,11 @@ def gradcheck(
     numerical ones with ``no_grad()``.
     """
     _require_float64("gradcheck", "x", x)
+    _check_tolerances(eps, rtol, atol)
     rng = np.random.default_rng(0) if rng is None else rng
     x = x.copy()
     if targets is not None:
+        _require_loss(target)
         return _loss_check(target, x, targets, eps, rtol, atol)
     if not hasattr(target, "named_parameters"):
         raise DTypeError(
@@ -175,15 +178,55 @@ def _backward(target, g):
 
 def _loss_check(loss_fn, logits, targets, eps, rtol, atol) -> GradcheckReport:
     """dlogits of a loss (``forward(logits, targets) -> float``, ``backward() -> dlogits``)."""
-    loss_fn.forward(logits, targets)
-    analytic = np.array(loss_fn.backward())
-    numerical = numerical_gradient(lambda z: loss_fn.forward(z, targets), logits, eps)
+    with enable_grad():
+        loss_fn.forward(logits, targets)
+        analytic = np.array(loss_fn.backward())
+
+    def loss(z: np.ndarray) -> float:
+        with no_grad():
+            return float(loss_fn.forward(z, targets))
+
+    numerical = numerical_gradient(loss, logits, eps)
     return GradcheckReport((_compare("dlogits", analytic, numerical, rtol, atol),))
 
 
+def _require_loss(target) -> None:
+    """With ``targets``, the target must be a loss: ``forward(logits, targets)``."""
+    forward = getattr(target, "forward", None)
+    try:
+        parameters = inspect.signature(forward).parameters.values() if forward else ()
+    except (TypeError, ValueError):
+        return
+    kinds = [p.kind for p in parameters]
+    positional = sum(kind in _POSITIONAL for kind in kinds)
+    if forward is None or (positional < 2 and inspect.Parameter.VAR_POSITIONAL not in kinds):
+        raise ConfigError(
+            f"gradcheck: targets=... is for a loss, forward(logits, targets); {target!r} "
+            "takes one input: leave targets out to check it as a layer"
+        )
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _check_tolerances(eps, rtol, atol) -> None:
+    for name, value, positive in (("eps", eps, True), ("rtol", rtol, False), ("atol", atol, False)):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not np.isfinite(value) or value < 0 or (positive and value == 0):
+            bound = "a finite number > 0" if positive else "a finite number >= 0"
+            raise ConfigError(f"gradcheck: {name} must be {bound}, got {value!r}; e.g. eps=1e-6")
+
+
 def _require_float64(owner: str, what: str, array) -> None:
-    if not isinstance(array, np.ndarray) or array.dtype != np.float64:
-        got = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
+    if not isinstance(array, np.ndarray) or array.ndim == 0:
+        got = "a NumPy scalar" if isinstance(array, np.generic | np.ndarray) else None
+        raise DTypeError(
+            f"{owner}: {what} must be a float64 NumPy array such as (N, C, H, W), got "
+            f"{got or type(array).__name__}; pass np.asarray(x, dtype=np.float64) with a batch "
+            "axis (x[None] for one example)"
+        )
+    if array.dtype != np.float64:
+        got = array.dtype
         raise DTypeError(
             f"{owner}: {what} is {got}, but gradient checks need float64 (float32's 7 digits "
             "vanish in central differences); convert the model with model.to(np.float64) (or "

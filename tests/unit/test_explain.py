@@ -515,7 +515,7 @@ def test_shape_steps():
         (
             ["equivariance", "--shifts", "16"],
             r"^explain equivariance: a shift of 16 pixels rolls the 16x16 input all the way "
-            r"around; use --shifts below 16$",
+            r"around; use --shifts 15 or fewer$",
         ),
         (
             ["equivariance", "INPUT(1x8x8) - FC(3)"],

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit.arch.specs import FLATTEN, Architecture, InputSpec, LayerSpec, parse
-from cnnkit.arch.trace import make_layer, trace
-from cnnkit.errors import CnnkitError, ShapeError
-from cnnkit.nn import registry
+from cnnkit.arch.grammar import SpecError
+from cnnkit.arch.specs import FLATTEN, Architecture, InputSpec, LayerSpec, parse, reread
+from cnnkit.arch.trace import Step, make_layer, trace
+from cnnkit.errors import CnnkitError, ConfigError, ShapeError
+from cnnkit.nn import probe, registry
 from cnnkit.nn.containers import Sequential
-from cnnkit.nn.spec_args import arguments_of
+from cnnkit.nn.spec_args import ArgError, arguments_of, same_value
 
 
 def build(arch: Architecture, *, rng: np.random.Generator | None = None, dtype=np.float32):
@@ -67,7 +68,7 @@ def architecture_of(model, input_shape: tuple[int, int, int] | None = None) -> A
             for arg in args
             if arg.name in config and (arg.key is not None or arg.infer is None)
         )
-        specs.append(LayerSpec(keyword, values))
+        specs.append(_written(LayerSpec(keyword, values), layer, index))
     specs = _mark_implied(specs, layers)
     shape = input_shape or getattr(model, "input_shape", None)
     if shape is not None and len(shape) == 4:  # (N, C, H, W): the batch size plays no part
@@ -76,6 +77,35 @@ def architecture_of(model, input_shape: tuple[int, int, int] | None = None) -> A
         raise ShapeError(f"input_shape must be (C, H, W), got {tuple(shape)}")
     arch = Architecture(InputSpec(*shape) if shape else None, tuple(specs))
     return _drop_inferable(arch)
+
+
+def _written(spec: LayerSpec, layer, index: int) -> LayerSpec:
+    """``spec``, once its text is known to read back as exactly the layer's settings (a
+    value that would come back changed is refused here, not found wrong after training)."""
+    label = f"layer {index} {spec.keyword}"
+    config = dict(spec.config)
+    for arg in spec.args:
+        if arg.name in config:
+            try:
+                arg.kind.text(config[arg.name])
+            except ArgError as error:
+                raise ConfigError(
+                    f"{label}: {arg.name}={config[arg.name]!r}: {error}; keep arrays as buffers "
+                    "(register_buffer) or parameters, or give the layer a get_config() of "
+                    "such values"
+                ) from None
+    try:
+        back = reread(spec)
+    except SpecError as error:
+        raise ConfigError(f"{label}: its text {spec.text()} does not read back ({error})") from None
+    for name, value in spec.config:
+        again = back.get(name)
+        if not same_value(value, again):
+            raise ConfigError(
+                f"{label}: {name}={value!r} would come back from {spec.text()} as {again!r}; "
+                "store the setting as the type strings read back, or declare its spec_args"
+            )
+    return spec
 
 
 def _registered_args(layer):
@@ -126,9 +156,15 @@ def layer_spec_of(layer, input_shape=None) -> LayerSpec | None:
 
 
 def describe(layer, input_shape=None) -> str:
-    """``CONV(D=8, F=3, S=1, P=1)`` for a registered layer, its repr otherwise."""
+    """``CONV(D=8, F=3, S=1, P=1)`` for a registered layer, ``[CONV(...) - RELU]`` for a
+    container of layers in order (a nested Sequential), its repr on one line otherwise."""
     spec = layer_spec_of(layer, input_shape)
-    return spec.text() if spec is not None else repr(layer).replace("\n", " ")
+    if spec is not None:
+        return spec.text()
+    inner = layer.sequence()
+    if len(inner) != 1 or inner[0] is not layer:
+        return "[" + " - ".join(describe(item) for item in inner) + "]"
+    return " ".join(repr(layer).split())
 
 
 def network_text(model, input_shape=None) -> str:
@@ -143,3 +179,35 @@ def network_text(model, input_shape=None) -> str:
 def to_spec(model, input_shape: tuple[int, int, int] | None = None) -> str:
     """The architecture string that builds a model of the same layers and shapes."""
     return architecture_of(model, input_shape).text()
+
+
+def model_input(model, input_shape=None, *, where: str = "summarize") -> tuple[int, int, int]:
+    """The (C, H, W) a live model is asked about: ``input_shape`` or the model's own."""
+    shape = input_shape or getattr(model, "input_shape", None)
+    if shape is None:
+        raise ShapeError(
+            f"{where}: the model has no input size; pass input_shape=(C, H, W), e.g. "
+            "input_shape=(1, 28, 28)"
+        )
+    shape = tuple(shape)
+    if len(shape) == 4:
+        shape = shape[1:]
+    if len(shape) != 3 or min(shape) < 1:
+        raise ShapeError(f"{where}: input_shape must be (C, H, W), got {shape}")
+    return shape
+
+
+def live_steps(model, shape: tuple[int, int, int]) -> tuple[Step, ...]:
+    """A live model's own layers (a model's ``sequence()``, or one layer) with the shapes
+    each receives and gives, per example; a layer's error names its position."""
+    steps = []
+    current = (1, *shape)
+    for index, layer in enumerate(model.sequence()):
+        try:
+            probe.build_once(layer, current)
+            out = tuple(layer.output_shape(current))
+        except CnnkitError as error:
+            raise error.located(index) from None
+        steps.append(Step(index, layer_spec_of(layer, current), layer, current[1:], out[1:]))
+        current = out
+    return tuple(steps)

@@ -3,17 +3,20 @@
     INPUT(3x227x227) - CONV(D=96, F=11, S=4, P=0) - RELU - [CONV(D=8, F=3) - RELU] x 2 - FC(10)
 
 Case-insensitive, spaces optional. A call is ``NAME`` or ``NAME(arg, key=value, ...)``; values
-are whole numbers, decimals (``0.5``, ``1e-3``, ``-1``), names (``same``, ``true``), sizes
-``HxW`` and tuples ``(0.1, 0.2, 0.3)``. ``[ ... ] x N`` repeats a group. Which names are layers,
+are whole numbers, decimals (``0.5``, ``1e-3``, ``-1``), names (``same``, ``true``,
+``none``), quoted text (``"soft clip"``), sizes ``HxW`` and tuples (``(0.1, 0.2, 0.3)``,
+``(5,)``, ``()``). ``[ ... ] x N`` repeats a group. Which names are layers,
 and what their arguments mean, is the registry's business (:mod:`cnnkit.arch.architecture`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 from cnnkit.errors import CnnkitError
+from cnnkit.nn.spec_args import Quoted
 
 MAX_REPEAT = 1000
 MAX_LAYERS = 10_000
@@ -26,11 +29,15 @@ _TOKEN = re.compile(
   | (?P<dims>\d+(?:\s*[x×]\s*\d+)+)
   | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<string>"[^"]*"|'[^']*')
   | (?P<arrow>->|→)
   | (?P<punct>[()\[\],=*×-])
     """,
     re.VERBOSE | re.IGNORECASE,
 )
+
+
+_VALUES = ("name", "number", "dims", "string")
 
 
 class SpecError(CnnkitError, ValueError):
@@ -43,7 +50,7 @@ class SpecError(CnnkitError, ValueError):
 
 @dataclass(frozen=True)
 class Token:
-    kind: str  # name, number, dims, punct, end
+    kind: str  # name, number, dims, string, punct, end
     text: str
     start: int  # 0-based offset
     end: int
@@ -93,6 +100,8 @@ def literal(token: Token):
         return tuple(int(part) for part in re.split(r"\s*[x×]\s*", token.text, flags=re.I))
     if token.kind == "number":
         return int(token.text) if token.text.isdigit() else float(token.text)
+    if token.kind == "string":
+        return Quoted(token.text[1:-1])
     return token.text
 
 
@@ -178,13 +187,15 @@ class Parser:
 
     def arguments(self) -> tuple[Arg, ...]:
         args = []
+        if self.accept(")"):  # RELU(): no arguments
+            return ()
         while True:
             token = self.token
             if token.kind == "name" and self.tokens[self.position + 1].text == "=":
                 self.position += 2
                 value, raw = self.value(f"a value for {token.text}")
                 args.append(Arg(token.text.lower(), value, raw, token.start + 1))
-            elif token.kind in ("name", "number", "dims") or token.text in ("-", "("):
+            elif token.kind in _VALUES or token.text in ("-", "("):
                 value, raw = self.value("an argument such as D=16")
                 args.append(Arg(None, value, raw, token.start + 1))
             else:
@@ -195,11 +206,12 @@ class Parser:
                 raise self.expected("',' or ')'")
 
     def value(self, what: str):
-        """One value (a number, possibly negative; a size; a name; a tuple) and its text."""
+        """One value (a number, possibly negative; a size; a name; quoted text; a tuple:
+        ``()``, ``(5,)``, ``(1, 2)``) and its text."""
         start = self.token
         if self.accept("("):
             items = []
-            while True:
+            while not self.accept(")"):
                 item, _ = self.value("a value")
                 items.append(item)
                 if self.accept(")"):
@@ -209,9 +221,14 @@ class Parser:
             return tuple(items), self._text(start)
         negative = self.accept("-")
         token = self.token
-        if token.kind not in ("name", "number", "dims") or (negative and token.kind != "number"):
+        infinite = token.kind == "name" and token.text.lower() == "inf"
+        if negative and token.kind == "dims":
+            raise SpecError(start.start + 1, f"sizes are positive, got -{token.text}")
+        if token.kind not in _VALUES or (negative and token.kind != "number" and not infinite):
             raise self.expected(what)
         self.advance()
+        if negative and infinite:
+            return -math.inf, self._text(start)
         value = literal(token)
         return (-value if negative else value), self._text(start)
 

@@ -218,6 +218,11 @@ def layer_spec(call: Call, *, implied: bool = False) -> LayerSpec:
     return LayerSpec(keyword, ordered, call.column, implied)
 
 
+def reread(spec: LayerSpec) -> LayerSpec:
+    """``spec``'s text parsed again (what a saved architecture string gives back)."""
+    return layer_spec(parse_calls(spec.text(), layer_names())[0], implied=spec.implied)
+
+
 def _assign(call: Call, args: tuple[Arg, ...], preset: dict) -> dict:
     """{argument name: (value, text, column)} from the call's keyed and positional values."""
     by_key = {arg.key.lower(): arg for arg in args if arg.key is not None}
@@ -227,7 +232,7 @@ def _assign(call: Call, args: tuple[Arg, ...], preset: dict) -> dict:
     for item in call.args:
         if item.key is None:
             if not written:
-                raise SpecError(item.column, f"{call.name} takes no arguments")
+                raise SpecError(item.column, f"{call.name} takes no arguments; write {call.name}")
             free = [arg for arg in positional if arg.name not in given]
             if not free:
                 first = next((arg.key for arg in written if not arg.positional), written[0].key)
@@ -238,6 +243,8 @@ def _assign(call: Call, args: tuple[Arg, ...], preset: dict) -> dict:
             arg = free[0]
         else:
             arg = by_key.get(item.key)
+            if arg is None and not written:
+                raise SpecError(item.column, f"{call.name} takes no arguments; write {call.name}")
             if arg is None:
                 keys = ", ".join(a.key for a in written)
                 raise SpecError(
@@ -264,5 +271,6 @@ def _unknown(name: str) -> str:
     hint = f"did you mean {close}? " if close else ""
     return (
         f"unknown layer {name!r}; {hint}the registered layers are {', '.join(registry.keywords())} "
-        "(INPUT comes first); a layer of your own needs @cnnkit.register_layer('NAME')"
+        "(INPUT comes first); a layer of your own needs @cnnkit.register_layer('NAME') "
+        "(and, on the command line, cnnkit --import MODULE)"
     )

@@ -21,7 +21,8 @@ import numpy as np
 
 from cnnkit.arch.specs import Architecture, LayerSpec
 from cnnkit.errors import CnnkitError, ShapeError
-from cnnkit.nn.parameter import meta_parameters
+from cnnkit.nn import probe
+from cnnkit.nn.parameter import making_meta, meta_parameters
 from cnnkit.shapes import LETTERS
 
 
@@ -80,11 +81,10 @@ def make_layer(spec: LayerSpec, input_shape, *, rng=None, dtype=np.float32, over
     if "dtype" in accepted:
         kwargs["dtype"] = dtype
     layer = cls(**kwargs)
-    if "dtype" not in accepted:
-        layer.dtype = np.dtype(dtype)
-    if not layer.built:
-        layer.build(tuple(input_shape))
-        layer.built = True
+    dtype = np.dtype(dtype)
+    if any(module.dtype != dtype for module in layer.modules()):
+        layer.to(dtype)  # children a layer makes in __init__ too
+    probe.build_once(layer, tuple(input_shape))
     return layer
 
 
@@ -122,25 +122,51 @@ def _step(index: int, spec: LayerSpec, shape, label: str, floor: bool):
     floor_here = floor and "rounding" in dict(spec.config)
     overrides = {"rounding": "floor"} if floor_here else {}
     try:
-        layer = make_layer(spec, batch_shape, overrides=overrides)
-        out = layer.output_shape(batch_shape)
+        layer, out = _measured(spec, batch_shape, overrides)
     except ShapeError as error:
         window = _window_of(spec, batch_shape)
         if window is None or len(shape) != 3:
-            return None, [*problems, f"{label} on {_on(shape)}: {_plain(error)}"], True
+            return None, [*problems, _fatal(label, shape, error)], True
         line, fatal = _window_problem(label, spec, window, shape[1:], floor)
         if fatal:
             return None, [*problems, line], True
-        layer = make_layer(spec, batch_shape, overrides={"rounding": "floor"})
-        out = layer.output_shape(batch_shape)
+        layer, out = _measured(spec, batch_shape, {"rounding": "floor"})
         problems.append(line)
     except CnnkitError as error:
-        return None, [*problems, f"{label} on {_on(shape)}: {_plain(error)}"], True
+        return None, [*problems, _fatal(label, shape, error)], True
     window = getattr(layer, "window", None)
     notes = ()
     if window is not None and len(shape) == 3 and (floor or window.rounding == "floor"):
         notes = window.unread_notes(shape[1:])
     return Step(index, spec, layer, tuple(shape), tuple(out[1:]), notes), problems, False
+
+
+def _measured(spec: LayerSpec, batch_shape, overrides: dict):
+    """(the layer, its output shape), with shape-only parameters where the layer allows: a
+    user's layer whose build or forward writes into its weights (``weight.data *= gain``)
+    gets real ones, as it would in a model."""
+    try:
+        layer = make_layer(spec, batch_shape, overrides=overrides)
+        return layer, layer.output_shape(batch_shape)
+    except CnnkitError:
+        raise
+    except Exception:
+        if not making_meta():
+            raise
+    with meta_parameters(False):
+        layer = make_layer(spec, batch_shape, overrides=overrides)
+        return layer, layer.output_shape(batch_shape)
+
+
+def _fatal(label: str, shape, error: CnnkitError) -> str:
+    """The line of a layer that cannot run on what it receives."""
+    line = f"{label} on {_on(shape)}: {_plain(error)}"
+    if len(shape) == 1 and isinstance(error, ShapeError):
+        line += (
+            "; after FC or FLATTEN the volume is a flat vector: put CONV and POOL layers "
+            "before them"
+        )
+    return line
 
 
 def _plain(error: CnnkitError) -> str:

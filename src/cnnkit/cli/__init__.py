@@ -1,7 +1,9 @@
 """The ``cnnkit`` command: argument parsing and printing only.
 
-Every cnnkit error becomes one line on stderr and exit code 2; output cut short by a closed
-pipe (``cnnkit summary vgg16 | head``) ends quietly.
+Every cnnkit error becomes one line on stderr and exit code 2 (anything else, a bug, one line
+and exit code 1; ``CNNKIT_DEBUG=1`` shows its traceback); output cut short by a closed pipe
+(``cnnkit summary vgg16 | head``) ends quietly. ``cnnkit --import mylayers.py ...`` imports a
+user's module first, so the layers it registers work in strings and trained runs.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import sys
 import time
 
+from cnnkit.cli.args import Parser, import_user_module
 from cnnkit.cli.evaluate import add_evaluate_parsers
 from cnnkit.cli.explain import add_explain_parser
 from cnnkit.cli.summary import add_summary_parsers
@@ -40,12 +43,21 @@ class _Version(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="cnnkit",
         description="Convolutional neural networks from scratch on NumPy, explained.",
     )
     parser.add_argument(
         "--version", action=_Version, help="the version, the engine, NumPy and its BLAS"
+    )
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a module or .py file first, so the layers it registers "
+        "(@cnnkit.register_layer) work in strings and runs; repeatable",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
@@ -99,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         current_engine()  # a wrong CNNKIT_ENGINE is one line, whatever the command
         args = parser.parse_args(argv)
+        for name in args.imports:
+            import_user_module(name)
         if args.command is None:
             parser.print_help()
             return 0
@@ -113,6 +127,22 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return 0
+    except MemoryError:
+        print(
+            "cnnkit: error: out of memory; use a smaller batch, input or network",
+            file=sys.stderr,
+        )
+        return 2
+    except Exception as error:  # a bug, here or in a layer it was given: still one line
+        if os.environ.get("CNNKIT_DEBUG"):
+            raise
+        first = str(error).splitlines()[0] if str(error) else ""
+        print(
+            f"cnnkit: internal error: {type(error).__name__}: {first} (a bug in cnnkit or in "
+            "a layer it ran; CNNKIT_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _silence_stdout() -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from cnnkit.cli.args import positive, volume
+from cnnkit.cli.args import network_source, non_negative, positive, volume
 from cnnkit.errors import ConfigError, ShapeError
 from cnnkit.explain._inputs import _output_hw, load_values
 from cnnkit.explain.backprop import explain_backprop, random_backprop_example
@@ -23,13 +22,6 @@ from cnnkit.explain.equivariance import AXES, EQUIVARIANCE_DEFAULT, explain_equi
 from cnnkit.explain.layers import explain_layers
 from cnnkit.explain.shape import explain_shape
 from cnnkit.explain.sharing import explain_sharing, explain_sparse
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
 
 
 def _emit(explanation, args, **text_options) -> None:
@@ -92,7 +84,7 @@ def _add_conv(topics) -> None:
     conv.add_argument(
         "--padding",
         "-P",
-        type=_non_negative,
+        type=non_negative,
         metavar="P",
         help="zero padding (1, the worked example's)",
     )
@@ -160,7 +152,7 @@ def _add_shape(topics) -> None:
     shape.add_argument("I", type=positive(int), help="input size")
     shape.add_argument("F", type=positive(int), help="filter size")
     shape.add_argument("S", type=positive(int), nargs="?", default=1, help="stride (1)")
-    shape.add_argument("P", type=_non_negative, nargs="?", default=0, help="padding (0)")
+    shape.add_argument("P", type=non_negative, nargs="?", default=0, help="padding (0)")
     shape.add_argument(
         "--floor", action="store_true", help="round a non-whole result down, as PyTorch does"
     )
@@ -211,8 +203,8 @@ def _add_sparse(topics) -> None:
         "a fully connected unit, and the region unit (i, j) reads.",
     )
     _add_spec_arguments(sparse, "alexnet-conv1")
-    sparse.add_argument("--layer", type=_non_negative, help="index of the CONV layer (first)")
-    sparse.add_argument("--unit", type=_non_negative, nargs=2, default=(0, 0), metavar=("I", "J"))
+    sparse.add_argument("--layer", type=non_negative, help="index of the CONV layer (first)")
+    sparse.add_argument("--unit", type=non_negative, nargs=2, default=(0, 0), metavar=("I", "J"))
     sparse.set_defaults(run=run_sparse)
 
 
@@ -235,26 +227,17 @@ def _add_equivariance(topics) -> None:
     _add_spec_arguments(equivariance, EQUIVARIANCE_DEFAULT, run_dir=True)
     equivariance.add_argument("--shifts", type=positive(int), default=4, metavar="K")
     equivariance.add_argument("--axis", choices=AXES, default="width")
-    equivariance.add_argument("--seed", type=_non_negative, default=0)
+    equivariance.add_argument("--seed", type=non_negative, default=0)
     equivariance.set_defaults(run=run_equivariance)
 
 
 def run_equivariance(args: argparse.Namespace) -> int:
-    network = _network_or_run(args.spec)  # a run directory: the trained model itself
+    network = network_source(args.spec)  # a run directory: the trained model itself
     explanation = explain_equivariance(
         network, input_shape=args.input, shifts=args.shifts, axis=args.axis, seed=args.seed
     )
     _emit(explanation, args)
     return 0
-
-
-def _network_or_run(spec):
-    """A run directory's trained model (it takes raw images), else the string as given."""
-    if Path(spec).is_dir():
-        from cnnkit.train import load_run
-
-        return load_run(spec)[0]
-    return spec
 
 
 def _add_layers(topics) -> None:
@@ -269,7 +252,7 @@ def _add_layers(topics) -> None:
 
 
 def run_layers(args: argparse.Namespace) -> int:
-    explanation = explain_layers(_network_or_run(args.spec), input_shape=args.input)
+    explanation = explain_layers(network_source(args.spec), input_shape=args.input)
     _emit(explanation, args)
     return 0
 
@@ -286,7 +269,7 @@ def _add_backprop(topics) -> None:
     backprop.add_argument("--channels", "-C", type=positive(int), default=1, metavar="C")
     backprop.add_argument("--filter", "-F", type=positive(int), default=3, metavar="F")
     backprop.add_argument("--stride", "-S", type=positive(int), default=1, metavar="S")
-    backprop.add_argument("--padding", "-P", type=_non_negative, default=0, metavar="P")
+    backprop.add_argument("--padding", "-P", type=non_negative, default=0, metavar="P")
     backprop.add_argument("--seed", type=int, default=0)
     backprop.add_argument(
         "--weight", type=int, nargs=2, default=(0, 0), metavar=("I", "J"), help="w[0,c,I,J]"

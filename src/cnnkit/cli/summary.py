@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnkit.cli.args import positive, volume
+from cnnkit.cli.args import network_source, positive, volume
 
 
 def add_summary_parsers(commands) -> None:
@@ -23,7 +23,7 @@ def _add_summary(commands) -> None:
         f"or a built-in name ({', '.join(sorted(ARCHITECTURES))}). Impossible stacks exit "
         "with code 2 and one line per problem.",
     )
-    summary.add_argument("spec", metavar="SPEC|NAME")
+    summary.add_argument("spec", metavar="SPEC|NAME|RUN_DIR")
     summary.add_argument("--input", type=volume, metavar="CxHxW", help="input volume")
     summary.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
     summary.add_argument("--batch", type=positive(int), default=1, help="batch size for memory")
@@ -36,7 +36,8 @@ def _add_summary(commands) -> None:
 def run_summary(args: argparse.Namespace) -> int:
     from cnnkit.summary import summarize
 
-    result = summarize(args.spec, input_shape=args.input, batch=args.batch, floor=args.floor)
+    network = network_source(args.spec)  # a run directory: its trained model
+    result = summarize(network, input_shape=args.input, batch=args.batch, floor=args.floor)
     render = {
         "table": result.table,
         "markdown": result.markdown,

@@ -243,10 +243,15 @@ def explain_equivariance(
         )
     c, h, w = shape
     limit = {"width": w, "height": h, "both": min(h, w)}[axis]
+    if limit < 2:
+        raise ConfigError(
+            f"{where}: the {h}x{w} input is 1 pixel across ({axis}), so no shift moves "
+            "anything; use an input of at least 2x2 (e.g. --input 1x16x16)"
+        )
     if shifts >= limit:
         raise ConfigError(
             f"{where}: a shift of {shifts} pixels rolls the {h}x{w} input all the way around; "
-            f"use --shifts below {limit}"
+            f"use --shifts {limit - 1} or fewer"
         )
     params = [p for _, layer, _, _ in kept for p in layer.parameters()]
     dtype = params[0].data.dtype if params else np.float64

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnnkit.arch.convert import describe, network_text
+from cnnkit.arch.convert import describe, live_steps, model_input, network_text
 from cnnkit.arch.trace import trace
+from cnnkit.errors import CnnkitError
 from cnnkit.explain._inputs import _architecture
 from cnnkit.nn.layer import Layer
 
@@ -60,26 +61,23 @@ def explain_layers(network="lecture", *, input_shape=None) -> LayersExplanation:
     or live model (with ``input_shape`` (C, H, W) or its own)."""
     where = "explain layers"
     if isinstance(network, Layer):
-        shape = tuple(input_shape or network.input_shape or ())
-        layers = network.sequence()
-        notes, current = [], (1, *shape)
-        for index, layer in enumerate(layers):
-            out = tuple(layer.output_shape(current))
-            text = describe(layer, current)
-            notes.append(LayerNote(index, text, current[1:], out[1:], layer.explain(current)))
-            current = out
-        return LayersExplanation(network_text(network, shape), shape, tuple(notes))
+        shape = model_input(network, input_shape, where="explain_layers")
+        notes = tuple(
+            _note(step, describe(step.layer, (1, *step.input_shape)))
+            for step in live_steps(network, shape)
+        )
+        return LayersExplanation(network_text(network, shape), shape, notes)
     arch = _architecture(where, network, input_shape)
     traced = trace(arch)
     traced.raise_problems()
-    notes = tuple(
-        LayerNote(
-            step.index,
-            step.spec.text(),
-            step.input_shape,
-            step.output_shape,
-            step.layer.explain((1, *step.input_shape)),
-        )
-        for step in traced.steps
-    )
+    notes = tuple(_note(step, step.spec.text()) for step in traced.steps)
     return LayersExplanation(arch.text(), arch.input.shape, notes)
+
+
+def _note(step, text: str) -> LayerNote:
+    """One layer's explanation of itself; its error names its position."""
+    try:
+        explained = step.layer.explain((1, *step.input_shape))
+    except CnnkitError as error:
+        raise error.located(step.index) from None
+    return LayerNote(step.index, text, step.input_shape, step.output_shape, explained)

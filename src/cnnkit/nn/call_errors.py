@@ -24,6 +24,12 @@ def no_forward(layer, parent) -> str:
         )
     local = layer._local
     last = local.last
+    if last == "nested":
+        return (
+            f"{name}: backward() has no forward of its own to go with: its last forward ran "
+            "inside another layer's forward (a Sequential's); call that layer's backward, "
+            "which runs this one's"
+        )
     if last == "unrecorded":
         return (
             f"{name}: backward() after a forward that saved nothing (evaluation mode or "

@@ -37,9 +37,15 @@ def default_config(layer) -> dict:
 
 
 def default_extra_repr(layer) -> str:
+    """The non-default config values; an ``__init__`` argument the layer did not store under
+    its own name is left out (a repr never raises: it is in every error message)."""
     defaults = dict(init_parameters(type(layer)))
+    try:
+        config = layer.get_config()
+    except ConfigError:
+        config = {name: layer.__dict__[name] for name in defaults if name in layer.__dict__}
     shown = []
-    for name, value in layer.get_config().items():
+    for name, value in config.items():
         default = defaults.get(name)
         if (
             default is None

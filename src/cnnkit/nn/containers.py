@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from cnnkit.errors import CnnkitError, ConfigError, ShapeError
+from cnnkit.nn import probe
 from cnnkit.nn.layer import Layer
 
 
@@ -59,13 +60,12 @@ class Sequential(Layer):
         return {}
 
     def build(self, input_shape: tuple[int, ...]) -> None:
-        """Build every layer that waits for its input shape, passing the shapes along."""
+        """Build every layer that waits for its input shape, passing the shapes along; a
+        layer given no dtype of its own builds in the model's (the first input's)."""
         shape = tuple(input_shape)
         for index, layer in enumerate(self.layers):
             try:
-                if not layer.built:
-                    layer.build(shape)
-                    layer.built = True
+                probe.build_once(layer, shape, self.dtype)
                 shape = layer.output_shape(shape)
             except CnnkitError as error:
                 raise error.located(index) from None
@@ -107,6 +107,35 @@ class Sequential(Layer):
             except CnnkitError as error:
                 raise error.located(index) from None
         return shape
+
+    def _shapes(self, input_shape):
+        """(layer, the shape it receives) in order."""
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            yield layer, shape
+            shape = layer.output_shape(shape)
+
+    def macs(self, input_shape) -> int:
+        """The multiply-adds of its layers (a Sequential inside a model is one summary row)."""
+        return sum(int(layer.macs(shape)) for layer, shape in self._shapes(input_shape))
+
+    def unshared_parameters(self, input_shape) -> int:
+        """Its layers' parameters as they would be without parameter sharing."""
+        total = 0
+        for layer, shape in self._shapes(input_shape):
+            ask = getattr(layer, "unshared_parameters", None)
+            total += ask(shape) if ask is not None else sum(p.size for p in layer.parameters())
+        return total
+
+    def memory(self, input_shape, dtype_bytes: int, layout):
+        """The new memory of all its layers' outputs, and what they all keep for backward."""
+        out, kept = 0, 0
+        for layer, shape in self._shapes(input_shape):
+            layer_out, layer_kept, after = layer.memory(shape, dtype_bytes, layout)
+            out += layer_out
+            kept = None if kept is None or layer_kept is None else kept + layer_kept
+            layout = after or layout
+        return out, kept, layout
 
     def field_after(self, field):
         for layer in self.layers:

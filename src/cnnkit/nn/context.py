@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import threading
 import weakref
 
-from cnnkit.backend import is_array
 from cnnkit.errors import StateError
 from cnnkit.functional.fast.layout import Workspace
-from cnnkit.nn import call_errors
+from cnnkit.nn import call_errors, edge
 
 MAX_PENDING = call_errors.MAX_PENDING  # top-level forwards kept per layer and thread
 
@@ -107,6 +107,20 @@ def no_grad():
 
 
 @contextlib.contextmanager
+def isolated():
+    """Calls in this block (this thread) start afresh: top-level calls that record nothing,
+    unseen by any call in flight. A lazy build and a shape probe run this way inside another
+    layer's forward, so they neither join that call nor change what it keeps."""
+    current = state()
+    saved = current.frames, current.edge, current.grad
+    current.frames, current.edge, current.grad = [], None, False
+    try:
+        yield
+    finally:
+        current.frames, current.edge, current.grad = saved
+
+
+@contextlib.contextmanager
 def enable_grad():
     """Forwards in this block (this thread) save what backward needs, in evaluation mode too."""
     current = state()
@@ -120,7 +134,7 @@ def enable_grad():
 def keep(context: Context, *items) -> None:
     """``save_for_backward`` for a call whose context is at hand (the built-in layers)."""
     if context.record:
-        context.saved = detach_edge(items) if context.edge else items
+        context.saved = edge.detached(items, state().edge) if context.edge else items
 
 
 def is_recording() -> bool:
@@ -157,15 +171,15 @@ def forward_call(function):
             parent = None
             grad = current.grad
             record = grad is True or (grad is None and layer.training)
-            current.edge = owner(x) if record else None
+            current.edge = edge.owner(x) if record else None
             if record:
                 _prune(layer)
         if not layer.built:
             layer._build_for(x)
         if record:
             context = Context(layer, True)
-            edge = current.edge  # the owner of the caller's array; a view's base is its owner
-            context.edge = x is edge or getattr(x, "base", None) is edge
+            caller = current.edge  # the owner of the caller's array; a view's base is its owner
+            context.edge = x is caller or getattr(x, "base", None) is caller
         else:  # nothing is kept: one shared, never-changed context will do
             context = layer.__dict__.get("_unrecorded") or _unrecorded(layer)
         local = layer._local
@@ -179,22 +193,30 @@ def forward_call(function):
             if parent is None:
                 current.edge = None
         if record:
-            try:
-                context.output = (y.shape, y.dtype)
-            except AttributeError:
-                pass  # not an array: backward's dy is not checked
-            if parent is None:
-                _keep(layer, context, y)
-            elif parent.children is None:
-                parent.children = [context]
-            else:
-                parent.children.append(context)
+            _file(layer, parent, context, y)
         elif parent is None:
             local.last = "unrecorded"
         return y
 
     forward._cnnkit_call = True
     return forward
+
+
+def _file(layer, parent: Context | None, context: Context, y) -> None:
+    """File a recorded call where its backward looks: with its parent's calls, or (a top-level
+    call) with the layer's waiting forwards."""
+    try:
+        context.output = (y.shape, y.dtype)
+    except AttributeError:
+        pass  # not an array: backward's dy is not checked
+    if parent is None:
+        _keep(layer, context, y)
+        return
+    layer._local.last = "nested"
+    if parent.children is None:
+        parent.children = [context]
+    else:
+        parent.children.append(context)
 
 
 def _unrecorded(layer) -> Context:
@@ -232,8 +254,15 @@ def backward_call(function):
     ``input_grad=False``: the caller does not need dx (the layer may skip it; None is
     returned). ``retain_graph=True`` (top-level calls only, as PyTorch's): the forward's
     context stays for another backward (a second upstream gradient for the same forward);
-    this one runs on a copy of its tree of contexts.
+    this one runs on a copy of its tree of contexts. A ``backward(self)`` that takes no
+    gradient (a loss written as a layer) is called as ``layer.backward()``.
+
+    A top-level backward goes with the newest forward whose output is still held (an output
+    thrown away cannot be what the gradient is of), or with the newest one when none is held.
+    A gradient of the wrong shape is refused before anything is used up.
     """
+    if not _takes_gradient(function):
+        return _without_gradient(function)
 
     @functools.wraps(function)
     def backward(layer, dy, *, input_grad: bool = True, retain_graph: bool = False):
@@ -245,25 +274,24 @@ def backward_call(function):
         if parent is not None and parent.layer is layer:  # super().backward(dy) inside
             return function(layer, dy)
         local = layer._local
-        if parent is None:
-            pending = local.pending
-            if not pending:
-                raise StateError(call_errors.no_forward(layer, None))
-            context = _copy(pending[-1]) if retain_graph else pending.pop()
-        else:
-            children = parent.children
-            if children and children[-1].layer is layer:  # undone in reverse order
-                context = children.pop()
-            else:
-                context = _child(parent, layer)
+        calls = local.pending if parent is None else parent.children
+        index = _waiting(layer, calls, parent)
+        context = calls[index]
         output = context.output
-        if output is not None:
+        if output is not None and dy is not _NO_GRADIENT:
             try:
                 matches = dy.shape == output[0] and dy.dtype == output[1]
             except AttributeError:
                 matches = False
             if not matches:
                 call_errors.check_gradient(layer, dy, output)
+        if parent is not None:
+            del calls[index]
+        elif retain_graph:
+            context = _copy(context)
+        else:
+            local.pruned = local.pruned or index + 1 < len(calls)  # newer outputs were gone
+            del calls[index:]
         context.needs_input_grad = input_grad
         frames.append(context)
         local.call = context
@@ -278,14 +306,68 @@ def backward_call(function):
     return backward
 
 
-def _child(parent: Context, layer) -> Context:
-    """The last call of ``layer`` that ``parent``'s forward made and no backward has undone
-    (a container undoing its calls in another order than reverse)."""
+def _without_gradient(function):
+    """The wrapper of a ``backward(self)`` that takes no gradient."""
+    inner = backward_call(lambda layer, dy: function(layer))
+
+    @functools.wraps(function)
+    def backward(layer, *, input_grad: bool = True, retain_graph: bool = False):
+        return inner(layer, _NO_GRADIENT, input_grad=input_grad, retain_graph=retain_graph)
+
+    backward._cnnkit_call = True
+    return backward
+
+
+def _waiting(layer, calls: list | None, parent: Context | None) -> int:
+    """The index in ``calls`` of the forward this backward of ``layer`` goes with."""
+    if parent is not None:
+        if calls and calls[-1].layer is layer:  # undone in reverse order
+            return len(calls) - 1
+        return _child(parent, layer)
+    if not calls:
+        raise StateError(call_errors.no_forward(layer, None))
+    index = len(calls) - 1
+    result = calls[index].result
+    if index and result is not None and result() is None:
+        return _newest_held(calls)
+    return index
+
+
+_NO_GRADIENT = object()  # what a backward() that takes no gradient is given
+
+
+def _takes_gradient(function) -> bool:
+    """Whether ``backward(self, dy)`` takes a gradient (a loss's ``backward(self)`` does not)."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    positional = [
+        p
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    variadic = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
+    return variadic or len(positional) >= 2
+
+
+def _newest_held(calls: list) -> int:
+    """The index of the newest waiting forward whose output is still held (else the newest)."""
+    for index in range(len(calls) - 1, -1, -1):
+        result = calls[index].result
+        if result is None or result() is not None:
+            return index
+    return len(calls) - 1
+
+
+def _child(parent: Context, layer) -> int:
+    """The index of the last call of ``layer`` that ``parent``'s forward made and no backward
+    has undone (a container undoing its calls in another order than reverse)."""
     children = parent.children
     if children:
         for index in range(len(children) - 1, -1, -1):
             if children[index].layer is layer:
-                return children.pop(index)
+                return index
     raise StateError(call_errors.no_forward(layer, parent))
 
 
@@ -296,46 +378,6 @@ def _copy(context: Context) -> Context:
     if context.children is not None:
         clone.children = [_copy(child) for child in context.children]
     return clone
-
-
-def owner(array):
-    """The object that owns ``array``'s memory (the array itself unless it is a view)."""
-    base = getattr(array, "base", None)
-    while base is not None and getattr(base, "base", None) is not None:
-        base = base.base
-    return array if base is None else base
-
-
-def detach_edge(items: tuple) -> tuple:
-    """Copies of the saved arrays that are (views of) the top-level input, so a caller who
-    changes that array in place before backward cannot change the gradients. Saved tuples
-    (an engine's cache) are looked into one level deep. Only a call whose own input is the
-    caller's array (or a view of it) can save one, so only those calls look."""
-    edge_owner = state().edge
-    if edge_owner is None:
-        return items
-    if not any(_touches(item, edge_owner) for item in items):
-        return items  # the usual case: nothing saved refers to the caller's array
-    return tuple(_detached(item, edge_owner) for item in items)
-
-
-def _touches(item, edge_owner) -> bool:
-    if isinstance(item, tuple):
-        return any(_is_view_of(part, edge_owner) for part in item)
-    return _is_view_of(item, edge_owner)
-
-
-def _is_view_of(item, edge_owner) -> bool:
-    return is_array(item) and owner(item) is edge_owner
-
-
-def _detached(item, edge_owner):
-    if _is_view_of(item, edge_owner):
-        return item.copy()
-    if isinstance(item, tuple) and _touches(item, edge_owner):
-        parts = [part.copy() if _is_view_of(part, edge_owner) else part for part in item]
-        return type(item)(*parts) if hasattr(item, "_fields") else tuple(parts)
-    return item
 
 
 def saved_by(layer) -> tuple:

@@ -36,9 +36,9 @@ import numpy as np
 
 from cnnkit.errors import DTypeError, StateError
 from cnnkit.functional.fast.layout import Workspace
-from cnnkit.nn import config, context
+from cnnkit.nn import config, context, probe
 from cnnkit.nn.parameter import Parameter
-from cnnkit.nn.state import convert, load_state
+from cnnkit.nn.state import buffer_value, convert, load_state
 from cnnkit.shapes import Field
 
 
@@ -57,7 +57,11 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        for name, wrap in (("forward", context.forward_call), ("backward", context.backward_call)):
+        for name, wrap in (
+            ("forward", context.forward_call),
+            ("backward", context.backward_call),
+            ("build", probe.build_call),
+        ):
             function = cls.__dict__.get(name)
             if function is not None and not getattr(function, "_cnnkit_call", False):
                 setattr(cls, name, wrap(function))
@@ -75,21 +79,19 @@ class Layer:
         return self.forward(x)
 
     def build(self, input_shape: tuple[int, ...]) -> None:
-        """Create parameters for inputs of ``input_shape`` (N, C, H, W); called once."""
+        """Create parameters for inputs of ``input_shape`` (N, C, H, W). Runs once: on the
+        first forward, or when called; a built layer's ``build`` does nothing."""
 
     def _build_for(self, x) -> None:
         """Build for the first input; a layer given no dtype takes the input's (float32 or
         float64), so a float64 gradient check builds float64 parameters."""
-        shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
+        shape = getattr(x, "shape", None)
         if shape is None:
             raise DTypeError(
                 f"{self!r}: expected an array (N, C, H, W), got {type(x).__name__}; convert "
                 "with np.asarray(x, dtype=np.float32)"
             )
-        if "dtype" not in self.__dict__ and dtype in (np.float32, np.float64):
-            self.dtype = np.dtype(dtype)
-        self.build(tuple(shape))
-        self.built = True
+        probe.build_once(self, tuple(shape), getattr(x, "dtype", None))
 
     def save_for_backward(self, *items) -> None:
         """Keep ``items`` for this call's backward (inside ``forward`` only)."""
@@ -127,12 +129,10 @@ class Layer:
         """The shape forward returns for ``input_shape``; by default, measured by one forward
         of zeros for a batch of one."""
         shape = tuple(int(size) for size in input_shape)
-        if not self.built:
-            self.build(shape)
-            self.built = True
-        probe = np.zeros((1, *shape[1:]), dtype=self.dtype)
-        with context.no_grad():
-            y = self.forward(probe)
+        probe.build_once(self, shape)
+        zeros = np.zeros((1, *shape[1:]), dtype=self.dtype)
+        with probe.probing(self):  # evaluation mode, nothing recorded, buffers put back
+            y = self.forward(zeros)
         return (shape[0], *tuple(y.shape)[1:])
 
     def macs(self, input_shape: tuple[int, ...]) -> int:
@@ -185,11 +185,14 @@ class Layer:
         return config.default_extra_repr(self)
 
     def __repr__(self) -> str:
+        try:
+            extra = self.extra_repr()
+        except Exception:  # a repr is in every error message: it must not raise itself
+            extra = "..."
         children = list(self.named_children())
         if not children:
-            return f"{type(self).__name__}({self.extra_repr()})"
+            return f"{type(self).__name__}({extra})"
         lines = [f"  ({name}): {child!r}".replace("\n", "\n  ") for name, child in children]
-        extra = self.extra_repr()
         return f"{type(self).__name__}({extra}\n" + "\n".join(lines) + "\n)"
 
     # -- structure: children, parameters, buffers -----------------------------------------------
@@ -245,6 +248,7 @@ class Layer:
     def register_buffer(self, name: str, array) -> None:
         """Keep ``array`` as non-trainable state: an attribute ``name``, in ``state_dict()``
         and checkpoints, not in ``parameters()`` (BatchNorm's running statistics)."""
+        array = buffer_value(self, name, array)
         names = self.__dict__.setdefault("_buffer_names", [])
         if name not in names:
             names.append(name)

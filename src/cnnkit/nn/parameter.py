@@ -10,11 +10,15 @@ never called, so no random number is drawn.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 
 import numpy as np
 
 from cnnkit.backend import get_array_module
+from cnnkit.errors import ShapeError
+
+MAX_ELEMENTS = 2**62  # NumPy's arrays count their elements in 64-bit integers
 
 _meta = threading.local()
 
@@ -58,19 +62,33 @@ class Parameter:
 
 
 @contextlib.contextmanager
-def meta_parameters():
-    """Inside this block, :func:`new_parameter` makes shape-only parameters (this thread)."""
+def meta_parameters(on: bool = True):
+    """Inside this block, :func:`new_parameter` makes shape-only parameters (this thread);
+    ``meta_parameters(False)`` makes real ones again inside such a block."""
     previous = getattr(_meta, "on", False)
-    _meta.on = True
+    _meta.on = on
     try:
         yield
     finally:
         _meta.on = previous
 
 
+def making_meta() -> bool:
+    """Whether :func:`new_parameter` makes shape-only parameters now (this thread)."""
+    return getattr(_meta, "on", False)
+
+
 def new_parameter(shape, dtype, initialise, name: str) -> Parameter:
     """``Parameter(initialise(), name)``, or a shape-only parameter inside
     :func:`meta_parameters` (``initialise`` is then never called)."""
+    shape = tuple(int(size) for size in shape)
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS:
+        raise ShapeError(
+            f"its {name} would hold {' x '.join(map(str, shape))} = {count:,} values, more than "
+            f"any array can ({MAX_ELEMENTS:,}); make the volume before it smaller (a POOL or a "
+            "stride S > 1 first) or use fewer filters"
+        )
     if getattr(_meta, "on", False):
         placeholder = np.broadcast_to(np.zeros((), dtype), tuple(shape))
         parameter = Parameter.__new__(Parameter)

@@ -5,7 +5,8 @@ constructor's keyword, the key strings use (the lecture's letters for the built-
 ``D``, ``F``, ``S``, ``P``), the kind of value, the default, and for arguments the shapes give
 away (a CONV's input channels) how to infer them. A layer that lists none gets one ``Arg`` per
 argument of its ``__init__``, written as the argument's own name and taking any literal
-(number, ``true``/``false``, a name, ``HxW``, or a tuple ``(a, b, ...)``).
+(a number, ``true``/``false``, ``none``, a name, quoted text, ``HxW``, or a tuple
+``(a, b, ...)``, ``(5,)``), written back so that it reads back exactly.
 
 Values arrive as Python literals from the parser, with the text the user wrote (for messages);
 each kind checks and normalises one (``F=3`` becomes ``(3, 3)``) and writes it back for the
@@ -17,8 +18,11 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from cnnkit.nn.config import SKIPPED
 
@@ -41,16 +45,75 @@ def number_text(value) -> str:
     return repr(value)
 
 
+class Quoted(str):
+    """Text written in quotes (``mode="soft clip"``): always a string, never a name."""
+
+
+WORDS = {"true": True, "false": False, "none": None, "nan": math.nan, "inf": math.inf}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def literal_text(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return number_text(value)
+    """The text that reads back as exactly ``value``: ``none``, ``true``, ``3``, ``2.0``,
+    ``nan``, ``same``, ``"soft clip"``, ``3x5``, ``(5,)``, ``(0.1, -2)``. Raises ArgError for
+    what strings cannot hold (an array, a dict, a string with both kinds of quotes)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, bool):
+        return "none" if value is None else ("true" if value else "false")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)  # nan, inf, -inf
+    if isinstance(value, str):
+        return _string_text(value)
     if isinstance(value, tuple | list):
-        if value and all(_is_whole(v) and v >= 0 for v in value):
+        if len(value) >= 2 and all(_is_whole(v) and v >= 0 for v in value):
             return "x".join(str(v) for v in value)
+        if len(value) == 1:
+            return f"({literal_text(value[0])},)"
         return "(" + ", ".join(literal_text(v) for v in value) + ")"
-    return str(value)
+    raise ArgError(
+        f"a {type(value).__name__} cannot be written in an architecture string (they hold "
+        "numbers, true/false, none, text and tuples of them)"
+    )
+
+
+def _string_text(value: str) -> str:
+    if _NAME.fullmatch(value) and value.lower() not in WORDS:
+        return value
+    for quote in ('"', "'"):
+        if quote not in value:
+            return f"{quote}{value}{quote}"
+    raise ArgError(f"the text {value!r} holds both kinds of quotes, so no string can write it")
+
+
+def same_value(a, b) -> bool:
+    """Whether ``b`` (read back from text) is the value ``a`` (a layer's setting): equal and of
+    the same type; NumPy scalars count as Python numbers, NaN as NaN, a list as a tuple."""
+    a = a.item() if isinstance(a, np.generic) else a
+    b = b.item() if isinstance(b, np.generic) else b
+    if isinstance(a, tuple | list) and isinstance(b, tuple | list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+def read_literal(value):
+    """A parsed value as the Python value it stands for: names ``true``, ``false``, ``none``,
+    ``nan`` and ``inf`` as such (case-insensitive), quoted text as a plain string, tuples item
+    by item."""
+    if isinstance(value, Quoted):
+        return str(value)
+    if isinstance(value, str):
+        return WORDS.get(value.lower(), value)
+    if isinstance(value, tuple):
+        return tuple(read_literal(item) for item in value)
+    return value
 
 
 class Kind:
@@ -162,12 +225,11 @@ class Numbers(Kind):
 
 
 class Literal(Kind):
-    """Whatever was written: numbers, true/false, names, HxW and tuples."""
+    """Whatever was written: numbers, true/false, none, names, quoted text, HxW, tuples;
+    written back exactly (``2.0`` stays a float, ``(5,)`` a tuple, ``"3"`` a string)."""
 
     def read(self, value, raw: str, what: str):
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        return value
+        return read_literal(value)
 
 
 LITERAL = Literal()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit.errors import DTypeError, ShapeError
+from cnnkit.errors import ConfigError, DTypeError, ShapeError
 from cnnkit.nn.checks import FLOAT_DTYPES
 
 
@@ -24,6 +24,7 @@ def load_state(layer, state) -> None:
             f"load_state_dict: missing {missing or 'nothing'}, unexpected "
             f"{unexpected or 'nothing'}; was the state saved from another architecture?"
         )
+    slots = dict(_buffer_slots(layer))
     for name, (target, kind) in own.items():
         array = target.data if kind == "parameter" else np.asarray(target)
         value = np.asarray(state[name])
@@ -31,7 +32,38 @@ def load_state(layer, state) -> None:
             raise ShapeError(
                 f"load_state_dict: {name} has shape {value.shape}, the model expects {array.shape}"
             )
-        array[...] = value.astype(array.dtype, copy=False)
+        if kind == "parameter" or _writable_array(target):
+            array[...] = value.astype(array.dtype, copy=False)
+        else:  # a buffer held as a number (count = count + 1): replaced by the loaded value
+            module, attribute = slots[name]
+            setattr(module, attribute, value.astype(array.dtype, copy=True))
+
+
+def _writable_array(value) -> bool:
+    return isinstance(value, np.ndarray) and value.flags.writeable
+
+
+def _buffer_slots(layer, prefix: str = ""):
+    """(state_dict name, module, attribute) of every buffer."""
+    for name, _ in layer._own_buffers():
+        yield prefix + name, (layer, name)
+    for name, child in layer.named_children():
+        yield from _buffer_slots(child, f"{prefix}{name}.")
+
+
+def buffer_value(layer, name: str, value):
+    """What ``register_buffer(name, value)`` keeps: an array (a number becomes a 0-d array);
+    anything else (a string, a dict) is refused, since checkpoints hold arrays only."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return value
+    array = np.asarray(value) if isinstance(value, int | float | bool | list | tuple) else None
+    if array is None or array.dtype.kind not in "biuf":
+        raise ConfigError(
+            f"{type(layer).__name__}.register_buffer({name!r}, ...): a buffer is an array or "
+            f"a number, got {type(value).__name__}; keep other settings as plain attributes "
+            "(get_config() returns them)"
+        )
+    return array
 
 
 def convert(layer, dtype) -> None:

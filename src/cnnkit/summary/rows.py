@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from cnnkit.arch.convert import architecture_of, layer_spec_of, network_text
+import numpy as np
+
+from cnnkit.arch.convert import (
+    architecture_of,
+    describe,
+    live_steps,
+    model_input,
+    network_text,
+)
 from cnnkit.arch.specs import Architecture, parse
 from cnnkit.arch.trace import Step, trace, volume_text
-from cnnkit.errors import CnnkitError, ConfigError, DTypeError, ShapeError
+from cnnkit.errors import CnnkitError, ConfigError, DTypeError
 from cnnkit.functional.fast.layout import NCHW
 from cnnkit.nn.layer import Layer
 from cnnkit.shapes import Field
@@ -18,18 +26,21 @@ def summarize(
     input_shape: tuple[int, int, int] | None = None,
     batch: int = 1,
     floor: bool = False,
-    dtype_bytes: int = 4,
+    dtype_bytes: int | None = None,
 ) -> Summary:
     """The summary of ``network``: an architecture string or built-in name, an
     :class:`~cnnkit.arch.Architecture`, or a live model (a Sequential or one layer).
 
     ``input_shape`` (C, H, W) supplies or replaces the input volume; ``batch`` scales the
     totals and ``output_shape``; ``floor`` rounds non-whole output sizes down as PyTorch does;
-    ``dtype_bytes`` is the size of one value (4 = float32). Raises
+    ``dtype_bytes`` is the size of one value (4 = float32; by default a live model's own, 4
+    for strings). Raises
     :class:`~cnnkit.errors.ShapeError` with one line per problem when the shapes do not work
     out, or when there is no input size.
     """
     _check_positive("batch", batch)
+    if dtype_bytes is None:
+        dtype_bytes = _dtype_bytes(network) if isinstance(network, Layer) else 4
     _check_positive("dtype_bytes", dtype_bytes)
     if isinstance(network, str):
         network = parse(network)
@@ -41,8 +52,8 @@ def summarize(
         traced.raise_problems()
         steps, text, shape = traced.steps, arch.text(), arch.input.shape
     elif isinstance(network, Layer):
-        shape = _input_of(network, input_shape)
-        steps = _live_steps(network, shape)
+        shape = model_input(network, input_shape)
+        steps = live_steps(network, shape)
         text = network_text(network, shape)
     else:
         raise DTypeError(
@@ -61,44 +72,19 @@ def summarize(
     )
 
 
+def _dtype_bytes(model) -> int:
+    """The size of one value of a live model: its parameters' (or its dtype's)."""
+    for module in model.modules():
+        for _, parameter in module._own_parameters():
+            return int(parameter.dtype.itemsize)
+    return int(np.dtype(model.dtype).itemsize)
+
+
 def _check_positive(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(
             f"summarize: {name} must be a whole number >= 1, got {value!r}; e.g. {name}=4"
         )
-
-
-def _input_of(model, input_shape) -> tuple[int, int, int]:
-    shape = input_shape or getattr(model, "input_shape", None)
-    if shape is None:
-        raise ShapeError(
-            "the model has no input size; pass input_shape=(C, H, W), e.g. "
-            "model.summary((1, 28, 28))"
-        )
-    shape = tuple(shape)
-    if len(shape) == 4:
-        shape = shape[1:]
-    if len(shape) != 3 or min(shape) < 1:
-        raise ShapeError(f"input_shape must be (C, H, W), got {shape}")
-    return shape
-
-
-def _live_steps(model, shape) -> tuple[Step, ...]:
-    """The model's own layers with the shapes they receive and give (per example)."""
-    layers = model.sequence()
-    steps = []
-    current = (1, *shape)
-    for index, layer in enumerate(layers):
-        try:
-            if not layer.built:
-                layer.build(current)
-                layer.built = True
-            out = tuple(layer.output_shape(current))
-        except CnnkitError as error:
-            raise error.located(index) from None
-        steps.append(Step(index, layer_spec_of(layer, current), layer, current[1:], out[1:]))
-        current = out
-    return tuple(steps)
 
 
 def _rows(steps, batch: int, dtype_bytes: int, floor: bool) -> tuple[Row, ...]:
@@ -108,9 +94,13 @@ def _rows(steps, batch: int, dtype_bytes: int, floor: bool) -> tuple[Row, ...]:
     seen: dict[int, int] = {}  # parameter -> index of the first row that has it
     for step in steps:
         layer = step.layer
-        field = None if field is None else layer.field_after(field)
-        out_bytes, kept, layout_after = layer.memory((1, *step.input_shape), dtype_bytes, layout)
-        rows.append(_row(step, batch, floor, field, seen, out_bytes, kept))
+        try:
+            field = None if field is None else layer.field_after(field)
+            shape = (1, *step.input_shape)
+            out_bytes, kept, layout_after = layer.memory(shape, dtype_bytes, layout)
+            rows.append(_row(step, batch, floor, field, seen, out_bytes, kept))
+        except CnnkitError as error:
+            raise error.located(step.index) from None
         layout = layout_after or layout
     return tuple(rows)
 
@@ -131,7 +121,7 @@ def _row(step: Step, batch, floor, field, seen: dict, out_bytes, kept) -> Row:
     unshared = getattr(layer, "unshared_parameters", None)
     return Row(
         index=step.index,
-        layer=step.spec.text() if step.spec is not None else repr(layer).replace("\n", " "),
+        layer=step.spec.text() if step.spec is not None else describe(layer),
         kind=step.spec.keyword if step.spec is not None else type(layer).__name__,
         output=volume_text(step.output_shape),
         output_shape=(batch, *step.output_shape),

@@ -10,20 +10,16 @@ import numpy as np
 
 from cnnkit.nn.context import no_grad
 from cnnkit.nn.loss import CrossEntropyLoss
+from cnnkit.nn.probe import evaluating
 
 
 def predict(model, images, *, batch_size: int = 512) -> np.ndarray:
-    """Class scores (N, K) in evaluation mode, a batch at a time; the model's mode is put back
-    as it was."""
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            scores = [
-                model.forward(images[i : i + batch_size]) for i in range(0, len(images), batch_size)
-            ]
-    finally:
-        model.train(was_training)
+    """Class scores (N, K) in evaluation mode, a batch at a time; afterwards every layer is
+    back in the mode it was in."""
+    with evaluating(model), no_grad():
+        scores = [
+            model.forward(images[i : i + batch_size]) for i in range(0, len(images), batch_size)
+        ]
     return np.concatenate(scores) if scores else np.zeros((0, 0), np.float32)
 
 

@@ -31,7 +31,8 @@ import numpy as np
 
 from cnnkit.arch.convert import to_spec
 from cnnkit.data.batching import random_shift
-from cnnkit.errors import CnnkitError, ConfigError, TrainingError
+from cnnkit.errors import ConfigError, TrainingError
+from cnnkit.nn import registry
 from cnnkit.nn.loss import CrossEntropyLoss
 from cnnkit.optim import make_optimizer, make_schedule
 from cnnkit.train import checkpoint
@@ -167,11 +168,12 @@ def fit(
 
 
 def _spec_of(model, data) -> str | None:
-    """The architecture string a checkpoint records, so ``load_run`` can rebuild the model."""
-    try:
-        return to_spec(model, tuple(data.input_shape))
-    except CnnkitError:  # a layer without an architecture-string form
+    """The architecture string a checkpoint records, so ``load_run`` can rebuild the model
+    (None when a layer has no string form: the run then resumes and loads into a model built
+    in Python). A setting the string could not give back exactly is refused before training."""
+    if any(registry.keyword_of(layer) is None for layer in model.sequence()):
         return None
+    return to_spec(model, tuple(data.input_shape))
 
 
 class _Run:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.arch.convert import from_spec
+from cnnkit.arch.grammar import SpecError
 from cnnkit.data.dataset import load_dataset
 from cnnkit.errors import ConfigError, DataError, ShapeError, TrainingError
 from cnnkit.nn.containers import Sequential
@@ -30,8 +31,15 @@ def load_network(run_dir: str | Path, which: str = "best"):
     ckpt = checkpoint.load(run_dir / f"{which}.npz")
     spec = ckpt.header.get("spec")
     if spec is None:
-        raise TrainingError(f"{ckpt.path}: the checkpoint does not say which architecture it holds")
-    network = from_spec(spec, rng=np.random.default_rng(0))
+        raise TrainingError(
+            f"{ckpt.path}: the checkpoint does not say which architecture it holds (a layer "
+            "without an architecture-string form); build the model in Python and "
+            "model.load_state_dict(cnnkit.train.checkpoint.load(path).model)"
+        )
+    try:
+        network = from_spec(spec, rng=np.random.default_rng(0))
+    except SpecError as error:
+        raise DataError(f"{ckpt.path}: the run's architecture {spec}: {error}") from None
     network.load_state_dict(ckpt.model)
     network.eval()
     return network, ckpt.header

@@ -48,6 +48,7 @@ import numpy as np
 from cnnkit.arch.convert import describe
 from cnnkit.errors import ConfigError, DataError
 from cnnkit.nn.context import no_grad
+from cnnkit.nn.probe import evaluating
 
 DPI = 100
 FILTERS_SIZE = (8.0, 8.0)  # inches -> 800 x 800 pixels
@@ -195,15 +196,16 @@ def feature_maps(model, image: np.ndarray) -> list[FeatureMapRow]:
     keep the output of every layer up to the first whose output is not a volume (an FC,
     FLATTEN): CONV, RELU, POOL and any other layer, the user's own included.
 
-    Row ``r`` with ``index`` k holds ``model[: k + 1].forward(image[None])[0]``.
+    Row ``r`` with ``index`` k holds ``model[: k + 1].forward(image[None])[0]``, in
+    evaluation mode (the model's modes are put back afterwards). ``model`` may be one layer.
     """
     image = np.asarray(image)
     if image.ndim != 3:
         raise DataError(f"feature_maps: expected one image (C, H, W), got shape {image.shape}")
     x = image[None]  # (1, C, H, W)
     rows = []
-    with no_grad():
-        for index, layer in enumerate(model):
+    with evaluating(model), no_grad():
+        for index, layer in enumerate(model.sequence()):
             text = describe(layer, x.shape)
             x = layer.forward(x)
             if x.ndim != 4:
