@@ -553,3 +553,50 @@ def test_gradcheck_mistakes_are_cnnkit_errors():
         cnnkit.gradcheck(Scale(), np.float64(3.0))
     with pytest.raises(cnnkit.DTypeError, match=r"x is float32, but gradient checks need float64"):
         cnnkit.gradcheck(linear, x.astype(np.float32))
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward hooks
+
+
+def test_forward_hooks_see_every_use_and_change_nothing():
+    relu = cnnkit.ReLU()
+    model = cnnkit.Sequential(Scale(2.0), relu, Scale(0.5), relu)
+    seen = []
+    handle = relu.register_forward_hook(lambda layer, inputs, y: seen.append(y.copy()))
+    x = rng().standard_normal((2, 2, 3, 3)).astype(np.float32)
+    y = model.forward(x)
+    dx = model.backward(np.ones_like(y))
+    assert len(seen) == 2
+    np.testing.assert_array_equal(seen[1], y)
+    handle.remove()
+    handle.remove()  # a second remove does nothing
+    plain = cnnkit.Sequential(Scale(2.0), cnnkit.ReLU(), Scale(0.5), cnnkit.ReLU())
+    np.testing.assert_array_equal(plain.forward(x), y)
+    np.testing.assert_array_equal(plain.backward(np.ones_like(y)), dx)
+    model.forward(x)
+    assert len(seen) == 2
+
+
+def test_a_hook_that_runs_layers_joins_no_backward():
+    probe_layer = Scale(3.0)
+    conv = cnnkit.Conv2d(2, 2, 3, padding=1, rng=rng())
+
+    def look(layer, inputs, y):
+        probe_layer.forward(y)  # a statistic of the output, say
+
+    conv.register_forward_hook(look)
+    model = cnnkit.Sequential(conv, Scale(1.0))
+    y = model.forward(ones(1, 2, 4, 4))
+    model.backward(np.ones_like(y))  # the hook's forward is not waiting in the container
+    with pytest.raises(StateError, match="saved nothing"):
+        probe_layer.backward(np.ones_like(y))
+
+
+def test_a_hook_that_returns_a_value_is_refused():
+    relu = cnnkit.ReLU()
+    relu.register_forward_hook(lambda layer, inputs, y: y * 2)
+    with pytest.raises(ConfigError, match="a forward hook returned a value; hooks only look"):
+        relu.forward(ones(1, 2))
+    with pytest.raises(ConfigError, match="expects a function"):
+        relu.register_forward_hook("print")

@@ -31,7 +31,7 @@ import weakref
 
 from cnnkit.errors import StateError
 from cnnkit.functional.fast.layout import Workspace
-from cnnkit.nn import call_errors, edge
+from cnnkit.nn import call_errors, edge, hooks
 
 MAX_PENDING = call_errors.MAX_PENDING  # top-level forwards kept per layer and thread
 
@@ -192,6 +192,8 @@ def forward_call(function):
             frames.pop()
             if parent is None:
                 current.edge = None
+        if layer._forward_hooks:
+            y = hooks.run(layer, layer._forward_hooks, x, y)
         if record:
             _file(layer, parent, context, y)
         elif parent is None:

@@ -36,7 +36,7 @@ import numpy as np
 
 from cnnkit.errors import DTypeError, StateError
 from cnnkit.functional.fast.layout import Workspace
-from cnnkit.nn import config, context, probe
+from cnnkit.nn import config, context, hooks, probe
 from cnnkit.nn.parameter import Parameter
 from cnnkit.nn.state import buffer_value, convert, load_state
 from cnnkit.shapes import Field
@@ -46,6 +46,7 @@ class Layer:
     """Base class of every layer: the contract above, modes, parameters, buffers, state."""
 
     training: bool = True
+    _forward_hooks: tuple | list = ()  # register_forward_hook makes the layer its own list
     dtype = np.dtype(np.float32)  # what build() should create parameters as
     _keyword: str | None = None
 
@@ -119,6 +120,11 @@ class Layer:
         """Whether the forward running now saves anything for backward."""
         frame = context.current_context(self)
         return frame is not None and frame.record
+
+    def register_forward_hook(self, hook) -> hooks.HookHandle:
+        """Call ``hook(layer, (x,), y)`` after every forward (see :mod:`cnnkit.nn.hooks`);
+        ``.remove()`` on the returned handle takes it away."""
+        return hooks.register(self, hook)
 
     def workspace(self) -> Workspace:
         """Scratch arrays this layer reuses between its calls, one set per thread."""
