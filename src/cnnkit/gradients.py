@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnkit.errors import ConfigError, DTypeError, StateError
-from cnnkit.nn.context import enable_grad, no_grad
+from cnnkit.nn.modes import enable_grad, no_grad
 
 
 def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-6):

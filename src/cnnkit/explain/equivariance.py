@@ -12,8 +12,8 @@ from cnnkit.errors import ConfigError
 from cnnkit.explain._format import _pair_text
 from cnnkit.explain._inputs import _architecture
 from cnnkit.nn.checks import positive_int
-from cnnkit.nn.context import no_grad
 from cnnkit.nn.layer import Layer
+from cnnkit.nn.modes import no_grad
 from cnnkit.shapes import Field
 
 EQUIVARIANCE_DEFAULT = (

@@ -7,11 +7,11 @@ itself the same way.
 
 from cnnkit.nn.activation import ReLU
 from cnnkit.nn.containers import Sequential
-from cnnkit.nn.context import enable_grad, no_grad
 from cnnkit.nn.conv import Conv2d
 from cnnkit.nn.layer import Layer
 from cnnkit.nn.linear import Linear
 from cnnkit.nn.loss import CrossEntropyLoss
+from cnnkit.nn.modes import enable_grad, no_grad
 from cnnkit.nn.normalize import Normalize
 from cnnkit.nn.parameter import Parameter
 from cnnkit.nn.pool import AvgPool2d, MaxPool2d

@@ -13,17 +13,17 @@ backward: at most :data:`MAX_PENDING` of them, the oldest dropped first.
 
 A forward in a loop that never calls backward (scoring in training mode) keeps nothing for
 long: a waiting forward whose output nobody holds any more is forgotten when the same layer runs
-its next top-level forward.
+its next top-level forward, and a backward goes with the newest forward whose output is held.
 
 Recording is decided at the top-level call: a layer in training mode records, one in
 evaluation mode does not (predictions keep nothing), ``with no_grad():`` records nothing and
 ``with enable_grad():`` records in either mode (a gradient check in evaluation mode, a saliency
-map). Nested calls follow the top-level decision.
+map); those blocks, and each thread's call state, are :mod:`cnnkit.nn.modes`'. Nested calls
+follow the top-level decision.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import threading
@@ -32,29 +32,9 @@ import weakref
 from cnnkit.errors import StateError
 from cnnkit.functional.fast.layout import Workspace
 from cnnkit.nn import call_errors, edge, hooks
+from cnnkit.nn.modes import _state, state
 
 MAX_PENDING = call_errors.MAX_PENDING  # top-level forwards kept per layer and thread
-
-_state = threading.local()
-
-
-def state():
-    """This thread's call state (frames of the calls in flight, grad mode, edge input)."""
-    try:
-        return _state.value
-    except AttributeError:
-        value = _CallState()
-        _state.value = value
-        return value
-
-
-class _CallState:
-    __slots__ = ("edge", "frames", "grad")
-
-    def __init__(self) -> None:
-        self.frames: list[Context] = []
-        self.grad: bool | None = None  # None: record in training mode only
-        self.edge = None  # the owner of the memory of the array the top-level forward was given
 
 
 class LayerLocal(threading.local):
@@ -93,42 +73,6 @@ class Context:
         self.output = None  # (shape, dtype) of what forward returned
         self.edge = False  # the forward's input is (a view of) the caller's array
         self.result = None  # a weak reference to what a top-level forward returned
-
-
-@contextlib.contextmanager
-def no_grad():
-    """Forwards in this block (this thread) save nothing for backward, in any mode."""
-    current = state()
-    previous, current.grad = current.grad, False
-    try:
-        yield
-    finally:
-        current.grad = previous
-
-
-@contextlib.contextmanager
-def isolated():
-    """Calls in this block (this thread) start afresh: top-level calls that record nothing,
-    unseen by any call in flight. A lazy build and a shape probe run this way inside another
-    layer's forward, so they neither join that call nor change what it keeps."""
-    current = state()
-    saved = current.frames, current.edge, current.grad
-    current.frames, current.edge, current.grad = [], None, False
-    try:
-        yield
-    finally:
-        current.frames, current.edge, current.grad = saved
-
-
-@contextlib.contextmanager
-def enable_grad():
-    """Forwards in this block (this thread) save what backward needs, in evaluation mode too."""
-    current = state()
-    previous, current.grad = current.grad, True
-    try:
-        yield
-    finally:
-        current.grad = previous
 
 
 def keep(context: Context, *items) -> None:

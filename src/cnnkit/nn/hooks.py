@@ -21,7 +21,7 @@ that changes the output is a layer: write one).
 from __future__ import annotations
 
 from cnnkit.errors import ConfigError
-from cnnkit.nn import context
+from cnnkit.nn.modes import isolated
 
 
 class HookHandle:
@@ -50,7 +50,7 @@ def register(layer, hook) -> HookHandle:
 
 def run(layer, hooks: list, x, y):
     """Every hook on (x, y), in the order registered; ``y`` itself is returned."""
-    with context.isolated():
+    with isolated():
         for hook in list(hooks):
             if hook(layer, (x,), y) is not None:
                 raise ConfigError(

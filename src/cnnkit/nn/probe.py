@@ -3,7 +3,7 @@
 A layer that creates its parameters in ``build`` is built on its first forward, or when a
 summary, a trace or ``Sequential.build`` asks for its shapes. :func:`build_once` does it under
 one lock (two threads running an unbuilt model build it once, and both use those weights) and
-isolated from any call in flight (:func:`cnnkit.nn.context.isolated`).
+isolated from any call in flight (:func:`cnnkit.nn.modes.isolated`).
 
 A shape question answered by running ``forward`` on zeros (the default ``output_shape``) runs
 inside :func:`probing`: evaluation mode, nothing recorded, and every buffer put back as it was
@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 
-from cnnkit.nn import context
+from cnnkit.nn import modes
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -35,7 +35,7 @@ def build_call(function):
         with _BUILD_LOCK:
             if layer.built:
                 return
-            with context.isolated():
+            with modes.isolated():
                 function(layer, tuple(int(size) for size in input_shape))
             layer.built = True
 
@@ -83,7 +83,7 @@ def probing(layer):
     ]
     last = layer._local.last
     try:
-        with evaluating(layer), context.isolated():
+        with evaluating(layer), modes.isolated():
             yield
     finally:
         for module, name, value, copy in buffers:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit.nn.context import no_grad
 from cnnkit.nn.loss import CrossEntropyLoss
+from cnnkit.nn.modes import no_grad
 from cnnkit.nn.probe import evaluating
 
 

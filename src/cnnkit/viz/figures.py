@@ -47,7 +47,7 @@ import numpy as np
 
 from cnnkit.arch.convert import describe
 from cnnkit.errors import ConfigError, DataError
-from cnnkit.nn.context import no_grad
+from cnnkit.nn.modes import no_grad
 from cnnkit.nn.probe import evaluating
 
 DPI = 100
