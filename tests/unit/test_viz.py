@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+import cnnkit
 from cnnkit import ConfigError, DataError, from_spec, lecture_network, viz
 
 matplotlib = pytest.importorskip("matplotlib")
@@ -115,6 +116,15 @@ def test_feature_maps_rows_and_size_of_the_lecture_network():
     assert "0 CONV(D=16, F=3, S=1, P=1)\n8x8x16" in texts
     assert "5 POOL(max, F=2, S=2)\n2x2x32, channels 0-15 of 32" in texts
     assert png_pixels(figure) == (1600, 150 + 100 * 6)
+
+
+def test_feature_map_labels_round_long_decimals():
+    model = cnnkit.Sequential(cnnkit.Normalize(0.3077392280101776, 0.37725630402565), cnnkit.ReLU())
+    rows = viz.feature_maps(model, np.ones((1, 4, 4), np.float32))
+    assert rows[0].layer == "NORMALIZE(mean=0.3077392280101776, std=0.37725630402565)"
+    figure = viz.feature_maps_figure(rows, np.zeros((4, 4)))
+    texts = [t.get_text() for ax in figure.axes for t in ax.texts]
+    assert "0 NORMALIZE(mean=0.3077, std=0.3773)\n4x4x1" in texts
 
 
 def test_feature_maps_want_one_image():

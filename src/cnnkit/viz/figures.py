@@ -31,15 +31,15 @@ cropping, so the sizes above are exact. Colours:
 Each figure is built by a small function that takes arrays or a model (:func:`filters_figure`,
 :func:`feature_maps_figure`, :func:`curves_figure`, :func:`confusion_figure`,
 :func:`misclassified_figure`) and returns a ``matplotlib.figure.Figure``. They build figures
-with ``Figure`` directly, never through ``pyplot``: no backend is switched, no global figure
-list keeps them alive (nothing to close: Python's garbage collector frees them), and saving a PNG
-always uses matplotlib's Agg renderer, with or without a display.
+with ``Figure`` directly, never through ``pyplot``: no backend is switched, nothing to close,
+and a PNG is always saved by matplotlib's Agg renderer, with or without a display.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,8 +105,7 @@ def display_images(images: np.ndarray, mean=None, std=None) -> np.ndarray:
     return pixels.mean(axis=1)  # (N, H, W)
 
 
-# ---------------------------------------------------------------------------------------------
-# Filters
+# --- Filters
 
 
 def grid_shape(count: int) -> tuple[int, int]:
@@ -172,8 +171,7 @@ def filters_figure(weight: np.ndarray, *, title: str | None = None):
     return figure
 
 
-# ---------------------------------------------------------------------------------------------
-# Feature maps
+# --- Feature maps
 
 
 @dataclass(frozen=True)
@@ -241,12 +239,18 @@ def feature_maps_figure(rows: list[FeatureMapRow], image: np.ndarray, *, title: 
         more = f", channels 0-{shown - 1} of {len(activation)}" if shown < len(activation) else ""
         high = float(np.abs(activation).max()) or 1.0
         cmap, low = ("gray", 0.0) if activation.min() >= 0 else ("RdBu_r", -high)
-        label = f"{row.index} {row.layer}\n{row.volume}{more}"
+        label = f"{row.index} {_rounded(row.layer)}\n{row.volume}{more}"
         _tile_row(figure.add_subplot(grid[r]), label, activation[:shown], cmap, low, high)
     figure.suptitle(title, fontsize=12)
     return figure
 
 
+def _rounded(text: str) -> str:
+    """A label's layer text with long decimals to 4 significant digits (summaries keep all)."""
+    return _LONG_DECIMAL.sub(lambda match: f"{float(match.group()):.4g}", text)
+
+
+_LONG_DECIMAL = re.compile(r"\d+\.\d{5,}(?:e[-+]?\d+)?")
 _LABEL_WIDTH = 4.5  # tile heights left of the first tile, for the row's label
 _GAP = 0.1  # between tiles, in tile heights
 
@@ -280,8 +284,7 @@ def _bare(ax) -> None:
     ax.set_yticks([])
 
 
-# ---------------------------------------------------------------------------------------------
-# Training curves, confusion matrix, mistakes
+# --- Training curves, confusion matrix, mistakes
 
 
 def curves_figure(history: list[dict]):
