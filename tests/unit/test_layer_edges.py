@@ -3,6 +3,7 @@ with, and dtypes through containers (each case a way a user's own layer once wen
 
 import threading
 
+import layers
 import numpy as np
 import pytest
 
@@ -12,21 +13,8 @@ from cnnkit.explain import explain_layers
 from cnnkit.nn import registry
 
 
-class Scale(cnnkit.Layer):
-    def __init__(self, init=1.0):
-        self.init = init
-
-    def build(self, input_shape):
-        self.weight = cnnkit.Parameter(np.full(input_shape[1], self.init, self.dtype), "weight")
-
-    def forward(self, x):
-        self.save_for_backward(x)
-        return x * self.weight.data[:, None, None]
-
-    def backward(self, dy):
-        (x,) = self.saved_tensors
-        self.weight.grad += (dy * x).sum(axis=(0, 2, 3))
-        return dy * self.weight.data[:, None, None]
+class Scale(layers.Scale):
+    """tests/layers.py's Scale, registered as EDGESCALE here."""
 
 
 class RunningMean(cnnkit.Layer):

@@ -3,6 +3,7 @@
 import copy
 import re
 
+import layers
 import numpy as np
 import pytest
 
@@ -13,23 +14,8 @@ from cnnkit.nn import registry
 SPEC = "INPUT(2x8x8) - CONV(D=4, F=3, P=1) - SCALE(init=0.5) - RELU - FC(3)"
 
 
-class Scale(cnnkit.Layer):
-    """The issue's example: a learnable factor per channel, y[n, c] = w[c] * x[n, c]."""
-
-    def __init__(self, init=1.0):
-        self.init = init
-
-    def build(self, input_shape):
-        self.weight = cnnkit.Parameter(np.full(input_shape[1], self.init, self.dtype), "weight")
-
-    def forward(self, x):
-        self.save_for_backward(x)
-        return x * self.weight.data[:, None, None]
-
-    def backward(self, dy):
-        (x,) = self.saved_tensors
-        self.weight.grad += (dy * x).sum(axis=(0, 2, 3))
-        return dy * self.weight.data[:, None, None]
+class Scale(layers.Scale):
+    """The layer contract's example layer (registered as SCALE here)."""
 
 
 @pytest.fixture(autouse=True, scope="module")
