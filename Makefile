@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint format bench bench-mnist clean
+.PHONY: demo test lint format bench bench-mnist faults clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: $(VENV)/.installed-test
 # Full-data training, cnnkit next to PyTorch: LeNet-5 on MNIST (needs ../shared/data/mnist).
 bench-mnist: $(VENV)/.installed-test
 	$(PY) benchmarks/mnist_lenet.py
+
+# The fault suite with its slow sweeps (a kill at every write of an epoch's end, and more).
+faults: $(VENV)/.installed-test
+	CNNKIT_FAULT_SWEEP=1 $(PY) -m pytest tests/faults
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
