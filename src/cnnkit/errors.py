@@ -51,3 +51,11 @@ class DataError(CnnkitError, ValueError):
 
 class TrainingError(CnnkitError, RuntimeError):
     """Training cannot go on: the loss became NaN/Inf, or a run directory is in the way."""
+
+
+class WriteError(CnnkitError, OSError):
+    """A file could not be written (a full disk, no permission): nothing was replaced."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno

@@ -75,6 +75,7 @@ def test_run_directory_contents(small, tmp_path):
     fit(model, small, recipe=Recipe(epochs=2), run_dir=tmp_path, meta={"spec": model.to_spec()})
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
+        ".lock",  # the run's lock (cnnkit.train.rundir), free once fit returns
         "best.npz",
         "history.csv",
         "history.json",
@@ -96,7 +97,9 @@ def test_run_directory_contents(small, tmp_path):
 def test_existing_run_is_not_overwritten(small, tmp_path):
     fit(model_for(small), small, recipe=Recipe(epochs=1), run_dir=tmp_path)
     before = (tmp_path / "last.npz").read_bytes()
-    with pytest.raises(TrainingError, match="already holds a run; pass --resume"):
+    with pytest.raises(
+        TrainingError, match=r"already holds a run \(.*last\.npz.*\); pass --resume"
+    ):
         fit(model_for(small), small, recipe=Recipe(epochs=1), run_dir=tmp_path)
     assert (tmp_path / "last.npz").read_bytes() == before
 
@@ -131,24 +134,37 @@ def test_crash_mid_epoch_and_resume_is_bit_identical(small, tmp_path, optimizer)
     assert [r.train_loss for r in history] == [r.train_loss for r in expected_history]
 
 
-def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(small, tmp_path):
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(small, tmp_path, monkeypatch):
     model = model_for(small)
-    fit(model, small, recipe=Recipe(epochs=1, lr=0.01), run_dir=tmp_path)
+    recipe = Recipe(epochs=3, lr=0.01, schedule="constant")
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, small, recipe=recipe, run_dir=tmp_path, reporter=StopAfterEpoch(1))
     before = (tmp_path / "last.npz").read_bytes()
+
+    class Diverging(CrossEntropyLoss):  # the loss of epoch 2 becomes NaN
+        def forward(self, logits, labels):
+            return float("nan") + super().forward(logits, labels)
+
+    monkeypatch.setattr("cnnkit.train.loop.CrossEntropyLoss", Diverging)
     with pytest.raises(
         TrainingError,
-        match=r"^step \d+ \(epoch 2, batch \d+\): the loss became (nan|inf); the learning rate "
-        r"[\d.e+]+ is probably too high, try --lr 100000; the last good checkpoint .*last\.npz "
+        match=r"^step \d+ \(epoch 2, batch 1\): the loss became nan; the learning rate "
+        r"0.01 is probably too high, try --lr 0.001; the last good checkpoint .*last\.npz "
         r"is kept$",
     ):
-        fit(
-            model,
-            small,
-            recipe=Recipe(epochs=3, lr=1e6, schedule="constant"),
-            run_dir=tmp_path,
-            resume=True,
-        )
+        fit(model, small, recipe=recipe, run_dir=tmp_path, resume=True)
     assert (tmp_path / "last.npz").read_bytes() == before
+
+
+class StopAfterEpoch(Reporter):
+    """Stops a run cleanly after ``epochs`` epochs, as Ctrl-C between epochs would."""
+
+    def __init__(self, epochs):
+        self.epochs = epochs
+
+    def epoch_end(self, record, epochs):
+        if record.epoch == self.epochs:
+            raise KeyboardInterrupt
 
 
 def run_cli(*args, **kwargs):

@@ -84,7 +84,7 @@ def test_pickled_arrays_are_refused(tmp_path):
     path = tmp_path / "pickled.npz"
     header = np.frombuffer(json.dumps({"format": checkpoint.FORMAT}).encode(), np.uint8)
     np.savez(path, __header__=header, **{"model/x": np.array([{"a": 1}], dtype=object)})
-    with pytest.raises(DataError, match="not a readable cnnkit checkpoint"):
+    with pytest.raises(DataError, match=r"model/x is declared as object .*only plain numeric"):
         checkpoint.load(path)
 
 
@@ -102,3 +102,55 @@ def test_damaged_header(tmp_path):
     with pytest.raises(DataError, match="the checkpoint header is damaged"):
         checkpoint.load(path)
     assert zipfile.is_zipfile(path)
+
+
+def test_fortran_order_and_big_endian_arrays_read_back_exactly(tmp_path):
+    w = np.asfortranarray(np.arange(12, dtype=np.float64).reshape(3, 4))
+    model = {"w": w, "b": np.arange(3, dtype=">f4")}
+    path = checkpoint.save(tmp_path / "orders.npz", {"epoch": 0}, model)
+    loaded = checkpoint.load(path)
+    np.testing.assert_array_equal(loaded.model["w"], w)
+    np.testing.assert_array_equal(loaded.model["b"], model["b"])
+    assert loaded.model["b"].dtype == np.float32  # native byte order
+
+
+class Tiny:
+    """What load(model=...) asks of a model: state_dict() and parameters()."""
+
+    class P:
+        def __init__(self, shape):
+            self.data = np.zeros(shape, np.float32)
+
+    def state_dict(self):
+        return {"0.weight": np.zeros((2, 3), np.float32), "0.bias": np.zeros(2, np.float32)}
+
+    def parameters(self):
+        return [self.P((2, 3)), self.P((2,))]
+
+
+def test_load_with_a_model_checks_every_declared_member_against_it(tmp_path):
+    model = {"0.weight": np.ones((2, 3), np.float32), "0.bias": np.ones(2, np.float32)}
+    state = {"type": "SGD", "momentum_buffer.0": np.zeros((2, 3), np.float32)}
+    path = checkpoint.save(tmp_path / "a.npz", {}, model, state, {"order": np.arange(4)})
+    loaded = checkpoint.load(path, model=Tiny())
+    np.testing.assert_array_equal(loaded.model["0.weight"], model["0.weight"])
+    state["momentum_buffer.1"] = np.zeros(3, np.float32)
+    checkpoint.save(path, {}, model, state)
+    with pytest.raises(DataError, match=r"optimizer/momentum_buffer\.1 is float32 \(3,\), the"):
+        checkpoint.load(path, model=Tiny())
+    checkpoint.save(path, {}, model, {}, {"order": np.zeros((2, 2), np.int64)})
+    with pytest.raises(DataError, match=r"unexpected extra entry 'order' \(int64 \(2, 2\)\)"):
+        checkpoint.load(path, model=Tiny())
+    checkpoint.save(path, {}, {"0.weight": model["0.weight"]})
+    with pytest.raises(DataError, match=r"missing \['0\.bias'\], unexpected nothing"):
+        checkpoint.load(path, model=Tiny())
+
+
+def test_read_header_checks_the_header_and_the_required_fields(tmp_path):
+    path, *_ = sample(tmp_path)
+    assert checkpoint.read_header(path, ("epoch",))["epoch"] == 2
+    with pytest.raises(DataError, match=r"run\.npz: header field classes is missing; the file"):
+        checkpoint.read_header(path, ("classes",))
+    checkpoint.save(path, {"epoch": True}, {})
+    with pytest.raises(DataError, match=r"header field epoch is True, expected an integer >= 0"):
+        checkpoint.read_header(path)

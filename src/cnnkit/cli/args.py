@@ -64,14 +64,82 @@ def volume(text: str) -> tuple[int, int, int]:
     return tuple(sizes) if len(sizes) == 3 else (1, *sizes)  # type: ignore[return-value]
 
 
+def home_path(text: str, what: str) -> Path:
+    """``~/x`` and ``~user/x`` expanded; an unknown user is one line naming ``what``."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        user = text.split("/", 1)[0]
+        raise ConfigError(
+            f"{what}: no user {user[1:]!r} to find {user} of; give the path"
+        ) from None
+
+
+def output_file(suffix: str):
+    """An argparse type: a file to write, ``~`` expanded, that is not a directory and whose
+    name ends in ``suffix`` (``.png``: the format written is the one its name says)."""
+
+    def parse(text: str) -> Path:
+        path = _expanded(text)
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(
+                f"{text} is a directory; give a file name such as {path / ('out' + suffix)}"
+            )
+        if path.suffix.lower() != suffix:
+            fixed = path.with_suffix(suffix) if path.name else f"out{suffix}"
+            raise argparse.ArgumentTypeError(
+                f"{text}: the file written is {suffix[1:].upper()}, its name must end in "
+                f"{suffix}; use {fixed}"
+            )
+        return path
+
+    return parse
+
+
+def output_directory(text: str) -> Path:
+    """An argparse type: a directory to write into (made when missing), ``~`` expanded."""
+    path = _expanded(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a directory; choose another")
+    return path
+
+
+def _expanded(text: str) -> Path:
+    try:
+        return home_path(text, text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error).split(": ", 1)[1]) from None
+
+
+def run_directory(text: str) -> str:
+    """A command's RUN_DIR: ``~`` expanded, and a file or a missing path said to be so."""
+    path = home_path(text, f"RUN_DIR {text}")
+    if not path.exists():
+        raise ConfigError(
+            f"RUN_DIR {text}: no such run directory; give the RUN_DIR that cnnkit train wrote "
+            "(its --out)"
+        )
+    if not path.is_dir():
+        raise ConfigError(
+            f"RUN_DIR {text}: is a file, not a run directory; give the RUN_DIR that cnnkit "
+            "train wrote (its --out)"
+        )
+    return str(path)
+
+
 def import_user_module(name: str) -> None:
     """``--import``: a module name (``mylayers``, found from the current directory too) or a
     ``.py`` file; its import errors become one cnnkit error."""
     try:
         if name.endswith(".py") or "/" in name:
-            path = Path(name)
+            path = home_path(name, f"--import {name}")
             if not path.is_file():
                 raise ConfigError(f"--import {name}: no such file")
+            if path.suffix != ".py":
+                raise ConfigError(
+                    f"--import {name}: not a .py file; give a Python file (mylayers.py) or a "
+                    "module name (mylayers)"
+                )
             spec = importlib.util.spec_from_file_location(path.stem, path)
             module = importlib.util.module_from_spec(spec)
             sys.modules.setdefault(path.stem, module)
@@ -89,16 +157,20 @@ def import_user_module(name: str) -> None:
 def network_source(text: str):
     """A command's SPEC argument: a run directory's trained model, or the string itself (an
     architecture or built-in name). A path that is not there is said to be so."""
-    if text.strip() and Path(text).is_dir():
+    if not text.strip() or not (_looks_like_path(text) or Path(text).is_dir()):
+        return text
+    path = home_path(text, text)
+    if path.is_dir():
         from cnnkit.train import load_run
 
-        return load_run(text)[0]
-    if text.strip() and _looks_like_path(text) and not Path(text).exists():
-        raise ConfigError(
-            f"{text}: no such run directory (an architecture string such as "
-            "'INPUT(1x28x28) - CONV(D=8, F=3) - FC(10)', a built-in name, or a run's directory)"
-        )
-    return text
+        return load_run(path)[0]
+    expected = (
+        "an architecture string such as 'INPUT(1x28x28) - CONV(D=8, F=3) - FC(10)', a "
+        "built-in name, or a run's directory"
+    )
+    if path.exists():
+        raise ConfigError(f"{text}: is a file, not a run directory; give {expected}")
+    raise ConfigError(f"{text}: no such run directory ({expected})")
 
 
 def _looks_like_path(text: str) -> bool:

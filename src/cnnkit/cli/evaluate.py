@@ -12,7 +12,7 @@ import numpy as np
 
 from cnnkit.cli.args import positive
 from cnnkit.cli.train import resolved_source
-from cnnkit.errors import ConfigError, DataError, ShapeError
+from cnnkit.errors import ConfigError
 
 
 def add_evaluate_parsers(commands) -> None:
@@ -98,8 +98,9 @@ def _add_predict(commands) -> None:
     predict = commands.add_parser(
         "predict",
         help="top-3 classes with probabilities for an image file or a test image",
-        description="Classify IMAGE files (PNG etc., the network's input size; needs Pillow: "
-        "pip install cnnkit[images]) or --index I of the run's test set.",
+        description="Classify IMAGE files (PNG etc., the network's input size, or any size "
+        "with --resize; read exactly as folder:DIR reads training images, 16-bit included; "
+        "needs Pillow: pip install cnnkit[images]) or --index I of the run's test set.",
     )
     predict.add_argument("run_dir", metavar="RUN_DIR")
     predict.add_argument("images", nargs="*", metavar="IMAGE")
@@ -108,28 +109,22 @@ def _add_predict(commands) -> None:
     predict.add_argument("--checkpoint", choices=["best", "last"], default="best")
     predict.add_argument("--top", type=positive(int), default=3)
     predict.add_argument("--json", action="store_true")
+    predict.add_argument(
+        "--resize",
+        action="store_true",
+        help="scale each IMAGE to the network's input height x width (bilinear, with Pillow) "
+        "instead of refusing an image of another size",
+    )
     predict.set_defaults(run=run_predict)
 
 
-def read_image(path: str, input_shape) -> np.ndarray:
-    """An image file as (C, H, W) float32 in [0, 1], checked against the network's input."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise ConfigError("reading image files needs Pillow: pip install cnnkit[images]") from None
+def read_image(path: str, input_shape, *, resize: bool = False) -> np.ndarray:
+    """An image file as (C, H, W) float32 in [0, 1], read as ``folder:DIR`` reads training
+    images (:func:`cnnkit.data.images.read_image`) and checked against the network's input."""
+    from cnnkit.data.images import read_image as read
+
     channels, height, width = input_shape
-    try:
-        with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-            pixels = np.asarray(image, dtype=np.float32) / 255.0
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise DataError(f"{path}: cannot read the image ({error})") from None
-    if pixels.shape[:2] != (height, width):
-        raise ShapeError(
-            f"{path}: the image is {pixels.shape[0]}x{pixels.shape[1]} but the network takes "
-            f"{height}x{width}; resize it first"
-        )
-    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+    return read(path, channels, (height, width), resize=resize, where="predict")
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -140,7 +135,7 @@ def run_predict(args: argparse.Namespace) -> int:
     names, inputs, truths = [], [], []
     for path in args.images:
         names.append(path)
-        inputs.append(read_image(path, header["input_shape"]))
+        inputs.append(read_image(path, header["input_shape"], resize=args.resize))
         truths.append(None)
     if args.index:
         data, _ = run_data(header, None)

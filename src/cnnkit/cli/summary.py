@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnkit.cli.args import network_source, positive, volume
+from cnnkit.cli.args import network_source, non_negative, positive, volume
 
 
 def add_summary_parsers(commands) -> None:
@@ -54,12 +54,14 @@ def _add_shape(commands) -> None:
         help="evaluate (I - F + 2P)/S + 1, or list every (F, S, P) that gives an output size",
         description="Evaluate the lecture's formula (I - F + 2P)/S + 1 for one axis and say "
         "whether the configuration is possible. With --output, list every small (F, S, P) "
-        "that maps I to that output. Exit code 0: possible; 1: impossible.",
+        "that maps I to that output (F <= 11, S <= min(F, 4), P <= F/2); a --filter, "
+        "--stride or --padding given with --output fixes that letter, and only the ways "
+        "with it are listed. Exit code 0: possible; 1: impossible.",
     )
     shape.add_argument("--input", "-I", type=positive(int), required=True, metavar="I")
     shape.add_argument("--filter", "-F", type=positive(int), metavar="F")
-    shape.add_argument("--stride", "-S", type=positive(int), default=1, metavar="S")
-    shape.add_argument("--padding", "-P", type=int, default=0, metavar="P")
+    shape.add_argument("--stride", "-S", type=positive(int), metavar="S", help="1")
+    shape.add_argument("--padding", "-P", type=non_negative, metavar="P", help="0")
     shape.add_argument("--output", "-O", type=positive(int), metavar="O")
     shape.add_argument(
         "--floor", action="store_true", help="round a non-whole result down, as PyTorch does"
@@ -67,8 +69,22 @@ def _add_shape(commands) -> None:
     shape.set_defaults(run=run_shape)
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if value == int(value) else f"{value:.4g}"
+def _search(args: argparse.Namespace) -> int:
+    """``cnnkit shape --output O``: the ways (F, S, P), those given fixed."""
+    from cnnkit import shapes
+
+    given = {"F": args.filter, "S": args.stride, "P": args.padding}
+    found = shapes.solutions(
+        args.input, args.output, kernel=args.filter, stride=args.stride, padding=args.padding
+    )
+    fixed = "".join(
+        f" and {letter} = {value}" for letter, value in given.items() if value is not None
+    )
+    print(f"(I - F + 2P)/S + 1 = {args.output} for I = {args.input}{fixed}: {len(found)} ways")
+    for s in found:
+        arithmetic = shapes.formula(args.input, s.kernel, s.stride, s.padding)
+        print(f"  F={s.kernel} S={s.stride} P={s.padding}   {arithmetic} = {args.output}")
+    return 0 if found else 1
 
 
 def run_shape(args: argparse.Namespace) -> int:
@@ -76,32 +92,23 @@ def run_shape(args: argparse.Namespace) -> int:
     from cnnkit.errors import ConfigError
 
     if args.output is not None:
-        found = shapes.solutions(args.input, args.output, max_kernel=max(11, args.filter or 0))
-        given = f" for I = {args.input}"
-        if args.filter is not None:
-            found = [s for s in found if s.kernel == args.filter]
-            given += f" and F = {args.filter}"
-        print(f"(I - F + 2P)/S + 1 = {args.output}{given}: {len(found)} ways")
-        for s in found:
-            arithmetic = shapes.formula(args.input, s.kernel, s.stride, s.padding)
-            print(f"  F={s.kernel} S={s.stride} P={s.padding}   {arithmetic} = {args.output}")
-        return 0 if found else 1
+        return _search(args)
     if args.filter is None:
         raise ConfigError("cnnkit shape: give --filter F (or --output O to search)")
-    if args.padding < 0:
-        raise ConfigError(f"cnnkit shape: --padding must be >= 0, got {args.padding}")
-    arithmetic = shapes.formula(args.input, args.filter, args.stride, args.padding)
-    problem = shapes.axis_problem("size", args.input, args.filter, args.stride, args.padding)
+    stride = 1 if args.stride is None else args.stride
+    padding = 0 if args.padding is None else args.padding
+    arithmetic = shapes.formula(args.input, args.filter, stride, padding)
+    problem = shapes.axis_problem("size", args.input, args.filter, stride, padding)
     if problem is not None and args.floor and not problem.too_large:
         print(
-            f"{arithmetic} = {_number(problem.exact)} -> floor {problem.floor_output} "
+            f"{arithmetic} = {problem.exact_text} -> floor {problem.floor_output} "
             "(as PyTorch): "
             f"the last {problem.dropped} of the {problem.padded_size} padded input positions "
             "are never read"
         )
         return 0
     if problem is None:
-        result = shapes.output_size(args.input, args.filter, args.stride, args.padding)
+        result = shapes.output_size(args.input, args.filter, stride, padding)
         print(f"{arithmetic} = {result}: possible, {result} units along this axis")
         return 0
     print(f"{problem.describe()}: impossible")

@@ -8,7 +8,7 @@ lecture's INPUT-[CONV-RELU-POOL]x2-FC sized to the data's images.
 from __future__ import annotations
 
 import argparse
-import json
+import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.arch.named import lecture_spec
-from cnnkit.cli.args import positive
-from cnnkit.errors import ConfigError, DataError, ShapeError, TrainingError
+from cnnkit.cli.args import non_negative, positive
+from cnnkit.errors import ConfigError, ShapeError
+from cnnkit.train.runfiles import read_settings
 
 RECIPES = {
     "optdigits": {"epochs": 30, "batch_size": 32, "lr": 0.05, "augment_shift": 1},
@@ -78,16 +79,23 @@ def add_train_parser(commands) -> None:
     train.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
     train.add_argument("--weight-decay", type=float, help="default 5e-4")
     train.add_argument("--schedule", choices=["constant", "step", "cosine"], help="default cosine")
-    train.add_argument("--warmup-epochs", type=int)
-    train.add_argument("--augment-shift", type=int, help="random shifts of up to N pixels")
+    train.add_argument("--warmup-epochs", type=non_negative)
+    train.add_argument("--augment-shift", type=non_negative, help="random shifts of up to N pixels")
     train.add_argument("--validation", type=float, help="share of training data held out (0.1)")
-    train.add_argument("--seed", type=int, help="seeds weights, order and augmentation (0)")
+    train.add_argument(
+        "--seed", type=non_negative, help="seeds weights, order and augmentation (0)"
+    )
     train.add_argument(
         "--init", choices=["default", "he", "xavier"], help="weight initialisation (PyTorch's)"
     )
-    train.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
+    train.add_argument(
+        "--checkpoint-every", type=non_negative, help="also checkpoint every N steps"
+    )
     train.add_argument("--out", metavar="RUN_DIR", help="default: runs/<data>-<time>")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument(
+        "--force", action="store_true", help="replace the run that --out holds (its files go)"
+    )
     mode = train.add_mutually_exclusive_group()
     mode.add_argument("--quiet", action="store_true", help="print only the final result")
     mode.add_argument("--jsonl", action="store_true", help="JSON lines on stdout, for scripts")
@@ -100,26 +108,29 @@ def resolved_source(source: str) -> str:
     scheme, colon, location = source.partition(":")
     if not colon or not location.strip():
         return source
-    return f"{scheme}:{Path(location).expanduser().resolve()}"
+    return f"{scheme}:{home_path(location, source).resolve()}"
 
 
-def _saved_settings(run_dir: Path) -> dict:
-    path = run_dir / "settings.json"
-    if not path.is_file():
-        raise TrainingError(f"{run_dir}: no run to resume here (no settings.json)")
+def home_path(text: str, what: str) -> Path:
+    """``~/x`` and ``~user/x`` expanded; an unknown user is one line naming ``what``."""
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: not valid JSON ({error})") from None
+        return Path(text).expanduser()
+    except RuntimeError:
+        user = text.split("/", 1)[0]
+        raise ConfigError(
+            f"{what}: no user {user[1:]!r} to find {user} of; give the path"
+        ) from None
 
 
 def _plan(args) -> tuple[str, float, dict, str | None, Path]:
     """(data source, validation share, recipe values, arch or None, run dir) from the options."""
+    if args.resume and args.force:
+        raise ConfigError("--resume continues the run in --out and --force replaces it: give one")
     if args.resume:
         if args.out is None:
             raise ConfigError("--resume needs --out RUN_DIR: the run to continue")
-        run_dir = Path(args.out)
-        saved = _saved_settings(run_dir)
+        run_dir = home_path(args.out, f"--out {args.out}")
+        saved = read_settings(run_dir, required=("recipe",) if args.data else ("recipe", "data"))
         source = args.data or saved["data"]
         validation = saved.get("validation", 0.1) if args.validation is None else args.validation
         recipe = dict(saved["recipe"])
@@ -130,7 +141,7 @@ def _plan(args) -> tuple[str, float, dict, str | None, Path]:
         recipe = dict(RECIPES.get(_scheme(source), {}))
         arch = args.arch
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(args.out or f"runs/{_scheme(source)}-{stamp}")
+        run_dir = home_path(args.out or f"runs/{_scheme(source)}-{stamp}", f"--out {args.out}")
     for name in RECIPE_OPTIONS:
         value = getattr(args, name)
         if value is not None:
@@ -168,7 +179,10 @@ def run_train(args: argparse.Namespace) -> int:
     from cnnkit.train import Recipe, Reporter, fit
 
     source, validation, recipe_values, arch_text, run_dir = _plan(args)
-    recipe = Recipe.from_dict(recipe_values)
+    try:
+        recipe = Recipe.from_dict(recipe_values)
+    except ConfigError as error:  # Recipe's field names as the options that set them
+        raise ConfigError(re.sub(r"^Recipe: (\w+)", _option, str(error))) from None
     data = load_dataset(source, validation=validation, seed=recipe.seed)
     arch = _architecture(arch_text, data)
     model = build(arch, rng=np.random.default_rng([recipe.seed, 0]))
@@ -194,6 +208,7 @@ def run_train(args: argparse.Namespace) -> int:
             recipe=recipe,
             run_dir=run_dir,
             resume=args.resume,
+            force=args.force,
             reporter=reporter,
             meta=meta,
         )
@@ -231,6 +246,10 @@ def _report_result(args, reporter, run_dir: Path, data, history) -> None:
         f"training took {seconds:.1f} s"
     )
     print(f"run saved in {run_dir}")
+
+
+def _option(match: re.Match) -> str:
+    return "--" + match.group(1).replace("_", "-")
 
 
 def _volume_text(shape) -> str:

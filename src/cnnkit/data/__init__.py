@@ -16,6 +16,10 @@ validation and test splits, normalised with per-channel statistics of the traini
 
 Files are parsed with ``np.frombuffer``; nothing is unpickled. Every problem with a file raises
 :class:`~cnnkit.errors.DataError` naming the file, what was expected, what was found and a fix.
+Every read is bounded before memory is spent: only regular files are opened (a FIFO or a device
+is refused, never read), headers are checked against the file's size, gzip is inflated 1 MiB at
+a time, and sizes that would not fit in :func:`available_memory` are refused with the arithmetic.
+``read_image`` is the one image reader, shared by ``folder:DIR`` and ``cnnkit predict``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from cnnkit.data.folder import (
     load_image_folder,
 )
 from cnnkit.data.idx import load_idx, load_mnist_dir
+from cnnkit.data.images import read_image
+from cnnkit.data.memory import available_memory
 from cnnkit.data.optdigits import OPTDIGITS_MAX, OPTDIGITS_SHA256, load_optdigits
 
 __all__ = [
@@ -51,6 +57,7 @@ __all__ = [
     "SOURCES",
     "STD_FLOOR",
     "Dataset",
+    "available_memory",
     "batches",
     "channel_stats",
     "cifar10_classes",
@@ -63,4 +70,5 @@ __all__ = [
     "load_optdigits",
     "normalize",
     "random_shift",
+    "read_image",
 ]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.data._files import _check_split, _directory, _read, _unit_float
+from cnnkit.data.memory import check_memory
 from cnnkit.errors import DataError
 
 CIFAR10_CLASSES = (
@@ -23,6 +24,9 @@ CIFAR10_CLASSES = (
     "truck",
 )
 CIFAR10_RECORD = 1 + 3 * 32 * 32  # one label byte, then 1024 red, 1024 green, 1024 blue bytes
+CIFAR10_RECORD_PIXELS = 3 * 32 * 32
+MAX_META_BYTES = 1 << 16  # batches.meta.txt: ten class names
+MAX_BATCH_BYTES = 1 << 28  # 256 MiB (87,000 records) per file; CIFAR-10's hold 10,000 each
 
 
 def _cifar10_root(directory: str | Path) -> Path:
@@ -66,11 +70,12 @@ def load_cifar10_dir(directory: str | Path, split: str = "train") -> tuple[np.nd
     ``cifar-10-batches-bin`` subfolder that does. 'train' concatenates every ``data_batch_N.bin``
     present, in order of N; 'test' reads ``test_batch.bin``. Each file is a run of 3,073-byte
     records: a label byte 0..9, then 1,024 red, 1,024 green and 1,024 blue bytes (CHW order).
+    A file may be gzip-compressed; no file is read (or inflated) beyond 256 MiB.
     """
     _check_split(split, "load_cifar10_dir")
     pixel_parts, label_parts = [], []
     for path in _cifar10_files(_cifar10_root(directory), split):
-        raw = _read(path)
+        raw = _read(path, MAX_BATCH_BYTES)
         if not raw or len(raw) % CIFAR10_RECORD:
             count, rest = divmod(len(raw), CIFAR10_RECORD)
             raise DataError(
@@ -87,6 +92,13 @@ def load_cifar10_dir(directory: str | Path, split: str = "train") -> tuple[np.nd
             )
         label_parts.append(records[:, 0])
         pixel_parts.append(records[:, 1:].reshape(-1, 3, 32, 32))  # (N, C, H, W)
+    count = sum(len(part) for part in pixel_parts)
+    check_memory(
+        f"cifar10:{directory}",
+        4 * CIFAR10_RECORD_PIXELS * count,
+        f"{count:,} images of 3x32x32 as float32 ({count} x 3 x 32 x 32 x 4 bytes)",
+        "free memory, or use fewer data_batch_N.bin files",
+    )
     pixels = np.concatenate(pixel_parts)
     return _unit_float(pixels), np.concatenate(label_parts).astype(np.int64)
 
@@ -96,7 +108,8 @@ def cifar10_classes(directory: str | Path) -> list[str]:
     meta = _cifar10_root(directory) / "batches.meta.txt"
     if not meta.is_file():
         return list(CIFAR10_CLASSES)
-    names = [line.strip() for line in _read(meta).decode("utf-8", "replace").splitlines()]
+    text = _read(meta, MAX_META_BYTES).decode("utf-8", "replace")
+    names = [line.strip() for line in text.splitlines()]
     names = [name for name in names if name]
     if len(names) != 10:
         raise DataError(

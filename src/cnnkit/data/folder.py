@@ -1,4 +1,5 @@
-"""A folder of images per class, ``DIR/<class>/*.png``, decoded with Pillow (optional)."""
+"""A folder of images per class, ``DIR/<class>/*.png``, decoded with Pillow (optional) by the
+reader that ``cnnkit predict`` uses too (:mod:`cnnkit.data.images`)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnnkit.data._files import _check_split, _directory, _unit_float
+from cnnkit.data._files import _check_split, _directory
 from cnnkit.data._split import _check_fraction, _stratified_pick
+from cnnkit.data.images import GRAY_MODES, check_mode, image_pixels, import_pillow, open_image
+from cnnkit.data.memory import check_memory
 from cnnkit.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 FOLDER_TEST_FRACTION = 0.2  # folder:DIR without train/ and test/: this share becomes the test set
-_GRAY_MODES = frozenset({"1", "L", "LA", "I;16", "I;16L", "I;16B", "I;16N"})
 
 
 class _FolderLayout(NamedTuple):
@@ -31,7 +33,7 @@ def _image_files(folder: Path) -> list[Path]:
     files = [
         p
         for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and not p.is_dir()
     ]
     return sorted(files, key=lambda p: p.name)
 
@@ -78,31 +80,14 @@ def _folder_layout(root: Path) -> _FolderLayout:
     return _FolderLayout(classes, _scan_classes(root, classes), None)
 
 
-def _import_pillow():
-    try:
-        from PIL import Image
-    except ImportError:
-        raise DataError(
-            "folder:DIR reads images with Pillow, which is not installed; "
-            "pip install 'cnnkit[images]'"
-        ) from None
-    return Image
-
-
 def _probe(image_module, paths: list[Path]) -> tuple[tuple[int, int], bool]:
-    """The one (width, height) of every image, and whether all of them are grayscale."""
+    """The one (width, height) of every image, and whether all of them are grayscale; read
+    from the headers only (no pixel is decoded)."""
     size, first, gray = None, None, True
     for path in paths:
-        try:
-            with image_module.open(path) as img:
-                found, mode = img.size, img.mode
-        except (OSError, ValueError, image_module.DecompressionBombError) as exc:
-            raise DataError(f"{path}: cannot be read as an image ({exc}); replace it") from None
-        if mode in ("I", "F"):
-            raise DataError(
-                f"{path}: mode {mode} (32-bit pixels) is not supported; save the image with 8 "
-                "or 16 bits per channel"
-            )
+        with open_image(image_module, path) as img:
+            found, mode = img.size, img.mode
+        check_mode(path, mode)
         if size is None:
             size, first = found, path
         elif found != size:
@@ -111,29 +96,29 @@ def _probe(image_module, paths: list[Path]) -> tuple[tuple[int, int], bool]:
                 f"{size[0]}x{size[1]}; every image must have one size, resize them first "
                 "(for example with Pillow's Image.resize)"
             )
-        gray = gray and mode in _GRAY_MODES
+        gray = gray and mode in GRAY_MODES
     return size, gray
 
 
-def _pixels(img, gray: bool) -> np.ndarray:
-    """One PIL image as float32 (C, H, W) in [0, 1]; 16-bit grayscale keeps its 16 bits."""
-    if img.mode.startswith("I;16"):
-        channel = _unit_float(np.asarray(img), 65535)[None]  # (1, H, W)
-        return channel if gray else np.repeat(channel, 3, axis=0)
-    if gray:
-        return _unit_float(np.asarray(img.convert("L")))[None]  # (1, H, W)
-    return _unit_float(np.asarray(img.convert("RGB"))).transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
+def _check_decoded_size(root, count: int, size: tuple[int, int], gray: bool) -> None:
+    """Refuse, from the headers alone, a split whose decoded images exceed the free memory."""
+    width, height = size
+    channels = 1 if gray else 3
+    check_memory(
+        f"folder:{root}",
+        4 * count * channels * height * width,
+        f"{count:,} images of {channels}x{height}x{width} as float32 "
+        f"({count} x {channels} x {height} x {width} x 4 bytes)",
+        "use smaller images (resize them, for example with Pillow's Image.resize) or fewer",
+    )
 
 
 def _decode(image_module, paths: list[Path], size: tuple[int, int], gray: bool) -> np.ndarray:
     width, height = size
     images = np.empty((len(paths), 1 if gray else 3, height, width), np.float32)
     for i, path in enumerate(paths):
-        try:
-            with image_module.open(path) as img:
-                images[i] = _pixels(img, gray)
-        except (OSError, ValueError, image_module.DecompressionBombError) as exc:
-            raise DataError(f"{path}: cannot be read as an image ({exc}); replace it") from None
+        with open_image(image_module, path) as img:
+            images[i] = image_pixels(img, 1 if gray else 3)
     return images
 
 
@@ -163,8 +148,9 @@ def load_image_folder(
     """
     _check_split(split, "load_image_folder")
     _check_fraction(test_fraction, "load_image_folder: test_fraction")
-    image_module = _import_pillow()
-    layout = _folder_layout(_directory(directory, "folder"))
+    image_module = import_pillow("folder:DIR")
+    root = _directory(directory, "folder")
+    layout = _folder_layout(root)
     size, gray = _probe(image_module, [p for p, _ in layout.train + (layout.test or [])])
     if layout.test is None:
         labels = np.array([label for _, label in layout.train], np.int64)
@@ -173,5 +159,6 @@ def load_image_folder(
         items = [layout.train[i] for i in chosen]
     else:
         items = layout.train if split == "train" else layout.test
+    _check_decoded_size(root, len(items), size, gray)
     images = _decode(image_module, [path for path, _ in items], size, gray)
     return images, np.array([label for _, label in items], np.int64)

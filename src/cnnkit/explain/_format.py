@@ -13,11 +13,17 @@ LINE = 100  # printed lines stay within this many characters where they can
 
 
 def _num(value) -> str:
-    """``3``, ``-1``, ``0.25``: whole numbers without a decimal point, others to 4 digits."""
+    """``3``, ``-1``, ``0.25``: whole numbers without a decimal point, others to 4 digits, or
+    to every digit where 4 would show a fraction as whole (``1.00001``, ``500000000000.5``)."""
     value = float(value)
+    if not np.isfinite(value):
+        return str(value)
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))  # also turns -0.0 into 0
-    return f"{value:.4g}"
+    text = f"{value:.4g}"
+    if value != int(value) and float(text) == int(float(text)):
+        return repr(value)
+    return text
 
 
 def _factor(value) -> str:

@@ -9,11 +9,16 @@ import numpy as np
 
 from cnnkit import shapes
 from cnnkit.arch.specs import Architecture, parse
+from cnnkit.data._files import read_bounded
+from cnnkit.data.memory import check_memory
 from cnnkit.errors import DataError, ShapeError
 from cnnkit.nn.checks import positive_int
 from cnnkit.nn.conv import Conv2d
 
 MAX_UNITS = 4096  # explain is for small examples; cnnkit summary handles real layers
+MAX_VALUES = 1_000_000  # the most numbers in one array of an example: x, padded x, w
+MAX_PRODUCTS = 4_000_000  # the most products the units of one example add up, one by one
+MAX_VALUES_BYTES = 1 << 22  # 4 MiB: the most read from an --values file
 
 
 def _as_volume(where: str, name: str, values) -> np.ndarray:
@@ -73,12 +78,58 @@ def _checked_conv(where: str, x, w, stride, padding):
     stride = positive_int(where, "stride", stride)
     padding = positive_int(where, "padding", padding, minimum=0)
     oh, ow = _output_hw(where, x.shape[1:], w.shape[1:], stride, padding)
+    _check_units(where, (oh, ow))
+    c, h, width = x.shape
+    padded = (c, h + 2 * padding, width + 2 * padding)
+    _check_values(where, "the zero-padded input", padded, "a smaller --padding or --input")
+    products = oh * ow * w.size
+    if products > MAX_PRODUCTS:
+        raise ShapeError(
+            f"{where}: {oh}x{ow} units of {'x'.join(map(str, w.shape))} products each are "
+            f"{products:,} products, more than explain works out one by one ({MAX_PRODUCTS:,}); "
+            "use a smaller --filter, fewer --channels or a larger --stride"
+        )
+    check_memory(
+        where,
+        8 * (x.size + w.size + math.prod(padded)),
+        "x, w and the zero-padded x as float64",
+        "use a smaller example",
+    )
+    return x, w, stride, padding, (oh, ow)
+
+
+def _check_units(where: str, output_hw) -> None:
+    oh, ow = output_hw
     if oh * ow > MAX_UNITS:
         raise ShapeError(
             f"{where}: {oh}x{ow} = {oh * ow} output units are more than explain handles "
             f"({MAX_UNITS}); use a small example, or cnnkit summary for real layer sizes"
         )
-    return x, w, stride, padding, (oh, ow)
+
+
+def _check_values(where: str, name: str, shape, fix: str) -> None:
+    count = math.prod(shape)
+    if count > MAX_VALUES:
+        raise ShapeError(
+            f"{where}: {name} would be {'x'.join(map(str, shape))} = {count:,} values, more "
+            f"than explain handles ({MAX_VALUES:,}); use {fix} (explain is for small "
+            "examples; cnnkit summary handles real layer sizes)"
+        )
+
+
+def check_example(where: str, size: int, channels: int, kernel: int, output_hw=None) -> None:
+    """Refuse, before anything is drawn, a random example (a CxIxI input, a CxFxF filter and,
+    for backprop, an OHxOW upstream gradient) beyond :data:`MAX_VALUES` or the memory left."""
+    _check_values(where, "the input x", (channels, size, size), "a smaller --input or --channels")
+    _check_values(
+        where, "the filter w", (channels, kernel, kernel), "a smaller --filter or --channels"
+    )
+    units = 0
+    if output_hw is not None:
+        _check_units(where, output_hw)
+        units = math.prod(output_hw)
+    values = channels * (size * size + kernel * kernel) + units
+    check_memory(where, 8 * values, "the example's numbers as float64", "use a smaller example")
 
 
 def _output_hw(where: str, input_hw, kernel, stride: int, padding: int) -> tuple[int, int]:
@@ -105,10 +156,19 @@ def load_values(path: str) -> tuple[np.ndarray, np.ndarray, float]:
     """Read ``{"x": [[[...]]], "w": [[[...]]], "b": number}`` for ``explain conv --values``."""
     where = "explain conv --values"
     try:
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
-    except OSError as error:
-        raise DataError(f"{where}: cannot read {path}: {error.strerror or error}") from None
+        raw = read_bounded(
+            path,
+            MAX_VALUES_BYTES,
+            "a values file may hold",
+            "explain is for small examples; give x, w and b of a few thousand numbers",
+        )
+        text = raw.decode("utf-8")
+    except DataError as error:
+        raise DataError(f"{where}: cannot read {error}") from None
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{where}: {path} is not UTF-8 text (byte {error.start}); give a JSON file"
+        ) from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:

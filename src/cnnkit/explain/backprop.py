@@ -19,7 +19,7 @@ from cnnkit.explain._format import (
     _sum_text,
     _width,
 )
-from cnnkit.explain._inputs import _checked_conv, _conv_layer, _scalar
+from cnnkit.explain._inputs import _checked_conv, _conv_layer, _scalar, check_example
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,9 @@ class BackpropExplanation:
 def random_backprop_example(
     seed: int, size: int = 4, channels: int = 1, kernel: int = 3, output_hw=(2, 2)
 ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-    """Small integers: input 0..2, filter and bias -1..1, upstream gradient -2..2."""
+    """Small integers: input 0..2, filter and bias -1..1, upstream gradient -2..2; sizes
+    beyond what explain handles are refused before anything is drawn."""
+    check_example("explain backprop", size, channels, kernel, output_hw)
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 3, size=(channels, size, size)).astype(np.float64)
     w = rng.integers(-1, 2, size=(channels, kernel, kernel)).astype(np.float64)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from cnnkit import shapes
-from cnnkit.errors import ConfigError, DataError
+from cnnkit.atomic import write_atomically
+from cnnkit.errors import ConfigError
 from cnnkit.explain._format import (
     LINE,
     _check_printable,
@@ -20,7 +22,7 @@ from cnnkit.explain._format import (
     _sum_text,
     _width,
 )
-from cnnkit.explain._inputs import _checked_conv, _conv_layer, _scalar
+from cnnkit.explain._inputs import _checked_conv, _conv_layer, _scalar, check_example
 
 
 def _frozen(values) -> np.ndarray:
@@ -53,7 +55,9 @@ LECTURE_SOURCE = "the lecture's worked example"
 def random_conv_example(
     seed: int, size: int = 5, channels: int = 3, kernel: int = 3
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Small integers like the lecture's: input 0..2, filter and bias -1..1."""
+    """Small integers like the lecture's: input 0..2, filter and bias -1..1; sizes beyond
+    what explain handles are refused before anything is drawn."""
+    check_example("explain conv", size, channels, kernel)
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 3, size=(channels, size, size)).astype(np.float64)
     w = rng.integers(-1, 2, size=(channels, kernel, kernel)).astype(np.float64)
@@ -265,9 +269,27 @@ def explain_conv(
     )
 
 
-def write_conv_png(explanation: ConvExplanation, path: str) -> None:
-    """Draw the padded input, the filter and the output grid (needs matplotlib)."""
+def _png_path(where: str, path) -> Path:
+    """``path`` as a PNG file to write: ending in .png and not a directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(
+            f"{where} {path}: is a directory; give a file name such as {path / 'conv.png'}"
+        )
+    if path.suffix.lower() != ".png":
+        raise ConfigError(
+            f"{where} {path}: the picture is a PNG file, its name must end in .png; use "
+            f"{path.with_suffix('.png') if path.name else 'conv.png'}"
+        )
+    return path
+
+
+def write_conv_png(explanation: ConvExplanation, path) -> None:
+    """Draw the padded input, the filter and the output grid into the PNG file ``path``
+    (needs matplotlib), atomically: a failed write leaves no file and raises one
+    :class:`~cnnkit.errors.WriteError`."""
     where = "explain conv --png"
+    path = _png_path(where, path)
     try:
         from matplotlib.figure import Figure
         from matplotlib.patches import Rectangle
@@ -318,7 +340,4 @@ def write_conv_png(explanation: ConvExplanation, path: str) -> None:
         fontsize=8,
         va="center",
     )
-    try:
-        figure.savefig(path, dpi=120)
-    except OSError as error:
-        raise DataError(f"{where}: cannot write {path}: {error.strerror or error}") from None
+    write_atomically(path, lambda stream: figure.savefig(stream, format="png", dpi=120))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from cnnkit.arch.convert import describe, network_text
 from cnnkit.arch.trace import make_layer, trace
-from cnnkit.errors import ConfigError
+from cnnkit.data.memory import check_memory
+from cnnkit.errors import ConfigError, ShapeError
 from cnnkit.explain._format import _pair_text
 from cnnkit.explain._inputs import _architecture
 from cnnkit.nn.checks import positive_int
@@ -21,6 +23,7 @@ EQUIVARIANCE_DEFAULT = (
 )
 
 AXES = ("width", "height", "both")
+MAX_VALUES = 1 << 22  # input and layer outputs of one forward pass: explain is for small inputs
 
 
 @dataclass(frozen=True)
@@ -242,17 +245,7 @@ def explain_equivariance(
             "first FLATTEN or FC; e.g. INPUT(1x16x16) - CONV(D=4, F=3, P=1) - RELU"
         )
     c, h, w = shape
-    limit = {"width": w, "height": h, "both": min(h, w)}[axis]
-    if limit < 2:
-        raise ConfigError(
-            f"{where}: the {h}x{w} input is 1 pixel across ({axis}), so no shift moves "
-            "anything; use an input of at least 2x2 (e.g. --input 1x16x16)"
-        )
-    if shifts >= limit:
-        raise ConfigError(
-            f"{where}: a shift of {shifts} pixels rolls the {h}x{w} input all the way around; "
-            f"use --shifts {limit - 1} or fewer"
-        )
+    _check_sizes(where, shape, [out for _, _, _, out in kept], shifts, axis)
     params = [p for _, layer, _, _ in kept for p in layer.parameters()]
     dtype = params[0].data.dtype if params else np.float64
     x = rng.standard_normal((1, c, h, w)).astype(dtype)
@@ -267,6 +260,36 @@ def explain_equivariance(
     )
     return EquivarianceExplanation(
         text, shape, axis, seed, tuple(range(1, shifts + 1)), rows, tuple(skipped)
+    )
+
+
+def _check_sizes(where: str, shape, outputs, shifts: int, axis: str) -> None:
+    """Refuse shifts that move nothing or everything, and volumes beyond :data:`MAX_VALUES`
+    (or the memory left) before the input is drawn."""
+    c, h, w = shape
+    limit = {"width": w, "height": h, "both": min(h, w)}[axis]
+    if limit < 2:
+        raise ConfigError(
+            f"{where}: the {h}x{w} input is 1 pixel across ({axis}), so no shift moves "
+            "anything; use an input of at least 2x2 (e.g. --input 1x16x16)"
+        )
+    if shifts >= limit:
+        raise ConfigError(
+            f"{where}: a shift of {shifts} pixels rolls the {h}x{w} input all the way around; "
+            f"use --shifts {limit - 1} or fewer"
+        )
+    values = c * h * w + sum(math.prod(out) for out in outputs)
+    if values > MAX_VALUES:
+        raise ShapeError(
+            f"{where}: the {c}x{h}x{w} input and the layers' outputs are {values:,} values, "
+            f"more than explain measures ({MAX_VALUES:,}); use a smaller --input such as "
+            "1x32x32 (equivariance shows on small inputs as on large ones)"
+        )
+    check_memory(
+        where,
+        2 * 8 * values,
+        f"the outputs of f(x) and f(g(x)) ({values:,} values each, float64)",
+        "use a smaller --input",
     )
 
 

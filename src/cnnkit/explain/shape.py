@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cnnkit import shapes
-from cnnkit.explain._format import _num
 from cnnkit.nn.checks import positive_int
 
 
@@ -66,7 +65,7 @@ class ShapeExplanation:
             return f"{self.formula} = {n}: possible, {n} units along this axis", None
         if self.floor and not problem.too_large:
             return (
-                f"{self.formula} = {_num(problem.exact)} -> floor "
+                f"{self.formula} = {problem.exact_text} -> floor "
                 f"{problem.floor_output} (as PyTorch): the last {problem.dropped} of the "
                 f"{problem.padded_size} padded input positions are never read",
                 None,
@@ -106,7 +105,7 @@ class ShapeExplanation:
             f"{lead}(I - F + 2P)/S + 1   with I={i}, F={f}, S={s}, P={p}",
             f"{pad}= {self.formula}",
             f"{pad}= {self.span}/{s} + 1",
-            f"{pad}= {_num(self.exact)}",
+            f"{pad}= {shapes.exact_text(self.span, s)}",
         ]
         padded = i + 2 * p
         if self.span >= 0:

@@ -20,17 +20,17 @@ from cnnkit.shapes.formula import (
     AxisProblem,
     Fix,
     Padding,
-    Solution,
     axis_problem,
     conv_parameter_count,
+    exact_text,
     formula,
     output_hw,
     output_size,
     padding_sides,
-    solutions,
     units,
     unshared_parameter_count,
 )
+from cnnkit.shapes.search import Solution, solutions
 from cnnkit.shapes.window import Field, Pair, Sides, Window
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "Window",
     "axis_problem",
     "conv_parameter_count",
+    "exact_text",
     "formula",
     "output_hw",
     "output_size",

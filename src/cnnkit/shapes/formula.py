@@ -3,10 +3,14 @@ is not a whole number, and the nearest fixes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from cnnkit.errors import ShapeError
+from cnnkit.shapes.search import (
+    nearest_divisor,
+    nearest_in_progression,
+    nearest_symmetric_padding,
+)
 
 ROUNDINGS = ("strict", "floor")
 LETTERS = {"kernel_size": "F", "stride": "S", "padding": "P"}
@@ -45,8 +49,21 @@ def formula(size: int, kernel: int, stride: int, padding: Padding) -> str:
     return f"({size} - {kernel} + {pad_text})/{stride} + 1"
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if value == int(value) else f"{value:.4g}"
+def exact_text(span: int, stride: int) -> str:
+    """span/S + 1 written exactly enough to see whether it is whole: ``4.5``, ``2.333``; beyond
+    a float's sure digits the remainder as a fraction, ``1000000000003 + 1/2``.
+
+    >>> exact_text(7, 2), exact_text(2 * 10**12 + 5, 2), exact_text(1, 10**5)
+    ('4.5', '1000000000003 + 1/2', '1 + 1/100000')
+    """
+    whole, rest = divmod(span, stride)
+    if rest == 0:
+        return str(whole + 1)
+    if abs(span) < 10**6 and stride < 10**6:
+        text = f"{span / stride + 1:.4g}"
+        if "." in text and "e" not in text:  # 1.99999 rounds to "2": never shown as whole
+            return text
+    return f"{whole + 1} + {rest}/{stride}"
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,11 @@ class AxisProblem:
         return (self.padded_size - self.kernel) / self.stride + 1
 
     @property
+    def exact_text(self) -> str:
+        """:attr:`exact` as text that never shows a non-whole number as whole."""
+        return exact_text(self.padded_size - self.kernel, self.stride)
+
+    @property
     def floor_output(self) -> int:
         return (self.padded_size - self.kernel) // self.stride + 1
 
@@ -102,7 +124,7 @@ class AxisProblem:
                 f"({self.size} + {pad_text} = {self.padded_size})"
             )
         arithmetic = formula(self.size, self.kernel, self.stride, self.padding)
-        return f"{arithmetic} = {_number(self.exact)} is not a whole number"
+        return f"{arithmetic} = {self.exact_text} is not a whole number"
 
     def advice(self, *, letters: bool = False) -> str:
         """The fixes, nearest first, in PyTorch's argument names or the lecture's letters."""
@@ -111,10 +133,11 @@ class AxisProblem:
         if self.too_large:
             return "use " + " or ".join(options) if options else "use a larger input"
         lines = {"height": "row", "width": "column"}.get(self.axis, "row and column")
-        plural = "s" if self.dropped > 1 else ""
+        if self.dropped > 1:
+            lines = {"height": "rows", "width": "columns"}.get(self.axis, "rows and columns")
         floor = (
             f"rounding='floor' (-> {self.floor_output}, never reads the last "
-            f"{self.dropped} {lines}{plural}, as PyTorch does)"
+            f"{self.dropped} {lines}, as PyTorch does)"
         )
         if letters:
             floor = floor.replace("rounding='floor'", "--floor")
@@ -127,44 +150,26 @@ class AxisProblem:
         return f"{prefix}{self.describe()}; {self.advice()}"
 
 
-def _nearest(candidates: Sequence[int], target: int) -> int | None:
-    """The candidate closest to ``target``; on a tie the smaller one."""
-    if not candidates:
-        return None
-    return min(candidates, key=lambda c: (abs(c - target), c))
-
-
 def _fixes(
     size: int, kernel: int, stride: int, padding: tuple[int, int], max_padding: int | None
 ) -> tuple[Fix, ...]:
-    """One fix per hyperparameter (the nearest feasible value), changing only that one."""
+    """One fix per hyperparameter (the nearest feasible value), changing only that one; found
+    by arithmetic (:mod:`cnnkit.shapes.search`), so huge sizes answer as fast as small ones."""
     before, after = padding
     fixes: list[Fix] = []
     if before == after:
         limit = max(before + stride, kernel) if max_padding is None else max_padding
-        options = [
-            p
-            for p in range(0, limit + 1)
-            if p != before and size + 2 * p >= kernel and (size + 2 * p - kernel) % stride == 0
-        ]
-        best = _nearest(options, before)
+        best = nearest_symmetric_padding(size, kernel, stride, before, limit)
         if best is not None:
             fixes.append(Fix("padding", best, (size + 2 * best - kernel) // stride + 1))
     padded = size + before + after
-    if padded >= kernel:
-        span = padded - kernel
-        strides = [s for s in range(1, max(span, 1) + 1) if s != stride and span % s == 0]
-        best = _nearest(strides, stride)
+    span = padded - kernel
+    if span > 0:  # span 0 fits any stride: there is nothing to fix
+        best = nearest_divisor(span, stride, exclude=stride)
         if best is not None:
             fixes.append(Fix("stride", best, span // best + 1))
-    kernels = [
-        k
-        for k in range(1, padded + 1)
-        if k != kernel
-        and (padded - k) % stride == 0
-        and (max_padding is None or max(before, after) <= k // 2)
-    ]
-    best = _nearest(kernels, kernel)
+    lowest = 1 if max_padding is None else max(1, 2 * max(before, after))
+    best = nearest_in_progression(padded % stride, stride, lowest, padded, kernel, exclude=kernel)
     if best is not None:
         fixes.append(Fix("kernel_size", best, (padded - best) // stride + 1))
     return tuple(fixes)
@@ -266,31 +271,3 @@ def unshared_parameter_count(
     """Parameters if every unit had its own filter: OH*OW*D*(F*F*C + 1) (105,705,600 for conv1)."""
     units = output_hw[0] * output_hw[1]
     return units * conv_parameter_count(in_channels, out_channels, kernel, bias)
-
-
-@dataclass(frozen=True)
-class Solution:
-    kernel: int
-    stride: int
-    padding: int
-
-
-def solutions(
-    size: int, output: int, *, max_kernel: int = 11, max_stride: int = 4
-) -> list[Solution]:
-    """Every (F, S, P) with small values that maps ``size`` to ``output`` exactly.
-
-    Small means F <= ``max_kernel``, S <= min(F, ``max_stride``) (a larger stride skips input
-    pixels) and P <= F // 2 (as "same" padding; more mostly adds windows of zeros).
-
-    >>> [(s.kernel, s.stride, s.padding) for s in solutions(10, 5)][:4]
-    [(2, 2, 0), (4, 2, 1), (6, 1, 0), (6, 2, 2)]
-    """
-    found = []
-    for kernel in range(1, max_kernel + 1):
-        for stride in range(1, min(kernel, max_stride) + 1):
-            for padding in range(kernel // 2 + 1):
-                span = size + 2 * padding - kernel
-                if span >= 0 and span % stride == 0 and span // stride + 1 == output:
-                    found.append(Solution(kernel, stride, padding))
-    return found

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnkit.shapes.formula import AxisProblem, axis_problem, formula, output_hw, units
+from cnnkit.shapes.formula import (
+    AxisProblem,
+    axis_problem,
+    exact_text,
+    formula,
+    output_hw,
+    units,
+)
 
 Pair = tuple[int, int]
 Sides = tuple[Pair, Pair]  # ((top, bottom), (left, right))
@@ -97,8 +104,9 @@ class Window:
         for size, k, s, sides, result in zip(
             input_hw, self.kernel, self.stride, self.sides, output_hw, strict=True
         ):
-            exact = (size + sum(sides) - k) / s + 1
-            value = str(result) if exact == result else f"{exact:.4g} -> {result} ({rounding})"
+            span = size + sum(sides) - k
+            exact = exact_text(span, s)
+            value = str(result) if span % s == 0 else f"{exact} -> {result} ({rounding})"
             axes.append(f"{formula(size, k, s, sides)} = {value}")
         return axes[0] if axes[0] == axes[1] else f"H: {axes[0]}, W: {axes[1]}"
 

@@ -12,23 +12,36 @@ Layout of a checkpoint file:
 Writes are atomic: the file is written next to its destination under a temporary name, flushed
 and fsynced, then renamed over the destination, so a crash mid-write leaves the previous
 checkpoint intact. Nothing is ever unpickled: a file that is not such an archive is refused.
+Reads are bounded: :func:`load` checks every member's declared size, shape and dtype, and the
+header's claims, before it reads any array (see :mod:`cnnkit.train.archive` and
+:mod:`cnnkit.train.header`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from cnnkit.atomic import write_atomically
 from cnnkit.errors import DataError
+from cnnkit.train import archive
+from cnnkit.train.archive import HEADER_KEY
+from cnnkit.train.header import FORMAT, validate_header, validate_resume
 
-FORMAT = "cnnkit.checkpoint/1"
-HEADER_KEY = "__header__"
+__all__ = [
+    "FORMAT",
+    "HEADER_KEY",
+    "Checkpoint",
+    "load",
+    "optimizer_state",
+    "read_header",
+    "resume_state",
+    "save",
+]
 
 
 @dataclass(frozen=True)
@@ -70,69 +83,69 @@ def save(
     return path
 
 
-def _temporary(path: Path) -> tuple[int, str]:
-    """A new file beside ``path``, opened for writing, with the permissions every other file of
-    the run gets (0666 less the umask; ``tempfile.mkstemp`` would make it 0600)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        name = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            return os.open(name, flags, 0o666), str(name)
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{path.parent}: no free temporary file name")
-
-
 def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = _temporary(path)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # make the rename itself durable
-    finally:
-        os.close(directory)
+    """The archive, whole or not at all (see :mod:`cnnkit.atomic`); a failed write raises
+    WriteError naming the file and leaves the previous checkpoint as it was."""
+    write_atomically(path, lambda stream: np.savez(stream, **arrays))
 
 
-def load(path: str | os.PathLike) -> Checkpoint:
-    """Read a checkpoint written by :func:`save`; a damaged or foreign file raises DataError."""
+def load(path: str | os.PathLike, model=None) -> Checkpoint:
+    """Read a checkpoint written by :func:`save`; a damaged, foreign or lying file raises
+    DataError naming it.
+
+    Nothing is read before it is checked: every member's declared shape, dtype and size
+    (:mod:`cnnkit.train.archive`), then the header's fields
+    (:func:`cnnkit.train.header.validate_header`). With ``model`` (a built layer: the one the
+    weights are for), the arrays must be exactly its ``state_dict()``'s names, shapes and kinds
+    of dtype, optimizer buffers shaped as its parameters, and extras only those a training
+    run writes, all before any array is read. Weights and optimizer state must be finite.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such checkpoint file")
+    with archive.open_archive(path) as opened:
+        header = validate_header(_decode_header(path, opened.read_header_bytes()), path)
+        groups = opened.groups()
+        archive.check_members(path, groups, model)
+        arrays = {
+            group: {key: opened.read(member) for key, member in members.items()}
+            for group, members in groups.items()
+        }
+    for group in ("model", "optimizer"):
+        for key, value in arrays[group].items():
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                bad = int(value.size - np.isfinite(value).sum())
+                raise DataError(
+                    f"{path}: {group}/{key} holds {bad} NaN or infinite values of {value.size}; "
+                    "the file is damaged (or saved from a diverged model): use the run's other "
+                    "checkpoint or train again"
+                )
+    return Checkpoint(path, header, arrays["model"], arrays["optimizer"], arrays["extra"])
+
+
+def read_header(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict:
+    """A checkpoint's header, checked as :func:`load` checks it (and with the fields in
+    ``required`` present), reading no array but the header."""
+    path = Path(path)
+    with archive.open_archive(path) as opened:
+        header = _decode_header(path, opened.read_header_bytes())
+    return validate_header(header, path, required)
+
+
+def resume_state(checkpoint: Checkpoint) -> tuple[dict, np.ndarray | None]:
+    """(header, the epoch's example order or None) for resuming: every training-state field
+    present and checked, the order a permutation (:func:`cnnkit.train.header.validate_resume`)."""
+    return validate_resume(checkpoint.header, checkpoint.extra.get("order"), checkpoint.path)
+
+
+def _decode_header(path: Path, data: bytes):
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise DataError(
-            f"{path}: not a readable cnnkit checkpoint (the .npz archive is truncated or is "
-            f"another kind of file: {error})"
+            f"{path}: the checkpoint header is damaged ({str(error)[:120]}); use the run's "
+            "other checkpoint or train again"
         ) from None
-    if HEADER_KEY not in arrays:
-        raise DataError(f"{path}: an .npz archive, but not a cnnkit checkpoint (no header)")
-    try:
-        header = json.loads(arrays.pop(HEADER_KEY).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"{path}: the checkpoint header is damaged ({error})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        found = header.get("format") if isinstance(header, dict) else None
-        raise DataError(f"{path}: checkpoint format {found!r} is not {FORMAT!r}")
-    groups: dict[str, dict[str, np.ndarray]] = {"model": {}, "optimizer": {}, "extra": {}}
-    for name, value in arrays.items():
-        prefix, _, key = name.partition("/")
-        if prefix not in groups or not key:
-            raise DataError(f"{path}: unexpected entry {name!r} in the checkpoint")
-        groups[prefix][key] = value
-    return Checkpoint(path, header, groups["model"], groups["optimizer"], groups["extra"])
 
 
 def optimizer_state(checkpoint: Checkpoint) -> dict:
     """The optimizer's flat state_dict again: header scalars plus the stored arrays."""
-    return {**checkpoint.header.get("optimizer", {}), **checkpoint.optimizer}
+    return {**(checkpoint.header.get("optimizer") or {}), **checkpoint.optimizer}

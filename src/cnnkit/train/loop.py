@@ -19,10 +19,8 @@ run killed and resumed ends with bit-identical weights to one never interrupted.
 from __future__ import annotations
 
 import csv
-import json
+import io
 import math
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -30,13 +28,16 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.arch.convert import to_spec
+from cnnkit.atomic import write_json, write_text
 from cnnkit.data.batching import random_shift
-from cnnkit.errors import ConfigError, TrainingError
+from cnnkit.errors import CnnkitError, ConfigError, TrainingError, WriteError
 from cnnkit.nn import registry
 from cnnkit.nn.loss import CrossEntropyLoss
 from cnnkit.optim import make_optimizer, make_schedule
-from cnnkit.train import checkpoint
+from cnnkit.train import budget, checkpoint, rundir
+from cnnkit.train import resume as resume_rules
 from cnnkit.train.evaluation import evaluate
+from cnnkit.train.interrupts import Interrupts
 from cnnkit.train.recipe import EpochRecord, Recipe, Reporter, _StepClock
 
 # ---------------------------------------------------------------------------------------------
@@ -74,46 +75,21 @@ def _header(state: _State, rng: np.random.Generator, meta: dict) -> dict:
 
 
 def _restore(ckpt: checkpoint.Checkpoint, rng: np.random.Generator) -> _State:
-    header = ckpt.header
+    """The run state, checked first (DataError naming the file; ``rng`` then unchanged)."""
+    header, order = checkpoint.resume_state(ckpt)
     rng.bit_generator.state = header["rng"]
     return _State(
         epoch=header["epoch"],
         step=header["step"],
         step_in_epoch=header["step_in_epoch"],
-        order=ckpt.extra.get("order"),
-        loss_sum=header["loss_sum"],
+        order=order,
+        loss_sum=float(header["loss_sum"]),
         correct=header["correct"],
         seen=header["seen"],
-        seconds=header["seconds"],
-        best_accuracy=header["best_accuracy"],
+        seconds=float(header["seconds"]),
+        best_accuracy=float(header["best_accuracy"]),
         history=[EpochRecord(**record) for record in header["history"]],
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Ctrl-C: finish the step in flight, save, then stop
-
-
-class _Interrupts:
-    """Turns SIGINT into a flag checked between steps, so a checkpoint never holds a half step."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
-
-    def __enter__(self) -> _Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,6 +103,7 @@ def fit(
     recipe: Recipe | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
+    force: bool = False,
     reporter: Reporter | None = None,
     meta: dict | None = None,
     **settings,
@@ -135,9 +112,12 @@ def fit(
 
     ``recipe`` (or keyword ``settings`` overriding :class:`Recipe` fields, e.g. ``epochs=5``)
     says how. With ``run_dir`` the run is kept on disk (see the module docstring) and
-    ``resume=True`` continues it from ``last.npz``. ``meta`` is stored in every checkpoint header
-    (the CLI stores the spec and data source). Raises :class:`TrainingError` when the loss
-    becomes NaN or infinite, naming the step; the last good checkpoint stays as it was.
+    ``resume=True`` continues it from ``last.npz`` (with the run's recipe: see
+    :mod:`cnnkit.train.resume`); a directory that holds a run is never replaced unless
+    ``force=True``, and only one process trains in it at a time (:mod:`cnnkit.train.rundir`).
+    ``meta`` is stored in every checkpoint header (the CLI stores the spec and data source).
+    Raises :class:`TrainingError` when the loss becomes NaN or infinite, naming the step, or
+    when a file cannot be written; the last good checkpoint stays as it was.
 
     >>> import numpy as np
     >>> from cnnkit import lecture_network
@@ -160,11 +140,18 @@ def fit(
         "recipe": asdict(recipe),
         "fingerprint": data.fingerprint,
     }
-    if resume:
-        run.resume()
-    elif run.run_dir is not None:
-        run.start_directory()
-    return run.train()
+    budget.check_shift(recipe.augment_shift, data.input_shape)
+    budget.check_batch(model, data.input_shape, recipe.batch_size, len(data.train_images))
+    if run.run_dir is None:
+        if resume:
+            raise ConfigError("fit: resume=True needs run_dir")
+        return run.train()
+    if resume and not any((run.run_dir / name).exists() for name in ("last.npz", "settings.json")):
+        raise TrainingError(f"{run.run_dir}: no run to resume here (no last.npz)")
+    rundir.prepare(run.run_dir)
+    with rundir.RunLock(run.run_dir):
+        run.open_directory(resume, force)
+        return run.train()
 
 
 def _spec_of(model, data) -> str | None:
@@ -202,6 +189,7 @@ class _Run:
         )
         self.rng = np.random.default_rng([recipe.seed, 1])
         self.state = _State()
+        self.committed = (0, 0)  # (epoch, step in epoch) of the newest last.npz on disk
         # Shifted-in pixels take the value of a black (0) pixel after normalisation.
         self.background = (-np.asarray(data.mean) / np.asarray(data.std)).astype(np.float32)
 
@@ -210,76 +198,108 @@ class _Run:
         assert self.run_dir is not None
         return self.run_dir / name
 
-    def start_directory(self) -> None:
-        if self.path("last.npz").exists():
-            raise TrainingError(
-                f"{self.run_dir} already holds a run; pass --resume (resume=True) to continue "
-                "it, or choose another output directory"
+    def open_directory(self, resume: bool, force: bool) -> None:
+        """Under the lock: clear what killed writes left, then resume or start the run."""
+        removed = rundir.remove_temporaries(self.run_dir)
+        if removed:
+            self.reporter.note(f"removed {removed} temporary files left by interrupted writes")
+        if resume and self.path("last.npz").exists():
+            self.resume()
+            return
+        present = rundir.run_files(self.run_dir, trained=True)
+        if resume:
+            self.reporter.note(
+                f"{self.run_dir} has no checkpoint yet (the run stopped before its first one): "
+                "starting it again from the beginning"
             )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        elif present and not force:
+            raise TrainingError(
+                f"{self.run_dir} already holds a run ({', '.join(present)}); pass --resume "
+                "(resume=True) to continue it, --force (force=True) to replace it, or choose "
+                "another output directory"
+            )
+        rundir.remove_run(self.run_dir)
+        self.write_settings()
+
+    def write_settings(self) -> None:
         settings = {**self.meta, "recipe": asdict(self.recipe)}
-        (self.run_dir / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
-        if "spec" in self.meta:
-            (self.run_dir / "spec.txt").write_text(self.meta["spec"] + "\n")
+        self._write(lambda: write_json(self.path("settings.json"), settings))
+        if self.meta.get("spec") is not None:
+            self._write(lambda: write_text(self.path("spec.txt"), self.meta["spec"] + "\n"))
 
     def resume(self) -> None:
-        if self.run_dir is None:
-            raise ConfigError("fit: resume=True needs run_dir")
-        ckpt = checkpoint.load(self.path("last.npz"))
-        self._check_same_run(ckpt.header)
+        path = self.path("last.npz")
+        header = checkpoint.read_header(path)  # which run, before its arrays are checked
+        resume_rules.same_run(header, self.meta, self.data, path)
+        saved = header.get("recipe") or {}
+        resume_rules.changed_settings(saved, self.recipe, path)
+        ckpt = checkpoint.load(path, model=self.model)
+        self.state = _restore(ckpt, self.rng)  # checked first: a refused file changes nothing
         self.model.load_state_dict(ckpt.model)
         self.optimizer.load_state_dict(checkpoint.optimizer_state(ckpt))
-        self.state = _restore(ckpt, self.rng)
-        self.reporter.note(
-            f"resuming {self.run_dir} at epoch {self.state.epoch + 1}, "
-            f"step {self.state.step_in_epoch} of {self.steps_per_epoch}"
+        self.committed = (self.state.epoch, self.state.step_in_epoch)
+        state, epochs = self.state, self.recipe.epochs
+        notes = [
+            resume_rules.epochs_note(
+                saved, self.recipe, state.step, state.epoch, self.steps_per_epoch
+            )
+        ]
+        notes += resume_rules.repair(
+            self.run_dir, state, self._best_on_disk(), lambda: self._write(self.write_history)
         )
+        self.write_settings()
+        notes.append(resume_rules.where_note(self.run_dir, state, epochs, self.steps_per_epoch))
+        for text in filter(None, notes):
+            self.reporter.note(text)
 
-    def _check_same_run(self, header: dict) -> None:
-        saved_spec, spec = header.get("spec"), self.meta.get("spec")
-        if saved_spec is not None and spec is not None and saved_spec != spec:
-            raise TrainingError(
-                f"{self.path('last.npz')} was saved for {saved_spec}, not {spec}; "
-                "resume with the same --arch or choose another output directory"
-            )
-        if header.get("fingerprint") != self.data.fingerprint:
-            raise TrainingError(
-                f"{self.path('last.npz')} was trained on other data (fingerprint "
-                f"{header.get('fingerprint')} != {self.data.fingerprint}); resume with the "
-                "same --data"
-            )
+    def _best_on_disk(self) -> int | None:
+        """The epoch ``best.npz`` holds, or None when it is missing or unreadable."""
+        try:
+            return checkpoint.read_header(self.path("best.npz"), ("epoch",))["epoch"]
+        except (CnnkitError, TypeError, ValueError):
+            return None
 
     def save(self, name: str) -> None:
         if self.run_dir is None:
             return
         extra = {"order": self.state.order} if self.state.order is not None else {}
-        checkpoint.save(
-            self.path(name),
-            _header(self.state, self.rng, self.meta),
-            self.model.state_dict(),
-            self.optimizer.state_dict(),
-            extra,
+        header = _header(self.state, self.rng, self.meta)
+        state_dict, optimizer_state = self.model.state_dict(), self.optimizer.state_dict()
+        self._write(
+            lambda: checkpoint.save(self.path(name), header, state_dict, optimizer_state, extra)
         )
+        if name == "last.npz":
+            self.committed = (self.state.epoch, self.state.step_in_epoch)
 
     def write_history(self) -> None:
         if self.run_dir is None:
             return
         rows = [asdict(record) for record in self.state.history]
-        (self.run_dir / "history.json").write_text(json.dumps(rows, indent=2) + "\n")
-        with (self.run_dir / "history.csv").open("w", newline="") as stream:
-            writer = csv.DictWriter(stream, fieldnames=[f.name for f in fields(EpochRecord)])
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=[f.name for f in fields(EpochRecord)])
+        writer.writeheader()
+        writer.writerows(rows)
+        self._write(lambda: write_json(self.path("history.json"), rows))
+        self._write(lambda: write_text(self.path("history.csv"), text.getvalue()))
+
+    def _write(self, write) -> None:
+        """``write()``, or a TrainingError saying what could not be written and what is safe."""
+        try:
+            write()
+        except WriteError as error:
+            raise TrainingError(
+                f"{error}; {resume_rules.intact(self.committed, self.run_dir)}"
+            ) from None
 
     # -- the loop -----------------------------------------------------------------------------
     def train(self) -> list[EpochRecord]:
-        with _Interrupts() as interrupts:
+        with Interrupts() as interrupts:
             while self.state.epoch < self.recipe.epochs:
                 self.train_epoch(interrupts)
                 self.finish_epoch()
         return list(self.state.history)
 
-    def train_epoch(self, interrupts: _Interrupts) -> None:
+    def train_epoch(self, interrupts: Interrupts) -> None:
         state, recipe = self.state, self.recipe
         if state.order is None:
             state.order = self.rng.permutation(len(self.data.train_images))
@@ -367,8 +387,8 @@ class _Run:
         improved = score >= state.best_accuracy  # on a tie the later, better-trained epoch
         if improved:
             state.best_accuracy = score
-        self.save("last.npz")
-        if improved:
+        if improved:  # best, then the history, then last.npz, which marks the epoch complete
             self.save("best.npz")
         self.write_history()
+        self.save("last.npz")
         self.reporter.epoch_end(record, self.recipe.epochs)

@@ -3,10 +3,25 @@ training run reports (:class:`Reporter`)."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, fields
 
 from cnnkit.errors import ConfigError
+
+_INTS = {
+    "epochs": 1,
+    "batch_size": 1,
+    "warmup_epochs": 0,
+    "augment_shift": 0,
+    "seed": 0,
+    "checkpoint_every": 0,
+}
+_CHOICES = {
+    "optimizer": ("sgd", "adam", "adamw"),
+    "schedule": ("constant", "step", "cosine"),
+    "init": ("default", "he", "xavier"),
+}
 
 
 @dataclass(frozen=True)
@@ -27,17 +42,29 @@ class Recipe:
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0: only at epoch ends
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+        for name, low in _INTS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                kind = "a positive int" if low == 1 else "an int >= 0"
+                raise ConfigError(f"Recipe: {name} must be {kind}, got {value!r}")
+        if not 0 <= self.seed < 2**64:
+            raise ConfigError(f"Recipe: seed must be from 0 to 2**64 - 1, got {self.seed}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"Recipe: lr must be a finite number > 0, got {self.lr!r}")
+        for name in ("momentum", "weight_decay"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"Recipe: {name} must be a finite number >= 0, got {value!r}")
+        if 0 < self.epochs <= self.warmup_epochs:
+            raise ConfigError(
+                f"Recipe: warmup_epochs must be less than epochs = {self.epochs}, "
+                f"got {self.warmup_epochs}"
+            )
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
                 raise ConfigError(
-                    f"Recipe: {name} must be a positive int, got {getattr(self, name)!r}"
-                )
-        if not self.lr > 0:
-            raise ConfigError(f"Recipe: lr must be > 0, got {self.lr!r}")
-        for name in ("warmup_epochs", "augment_shift", "checkpoint_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ConfigError(
-                    f"Recipe: {name} must be an int >= 0, got {getattr(self, name)!r}"
+                    f"Recipe: {name} must be one of {', '.join(allowed)}, "
+                    f"got {getattr(self, name)!r}"
                 )
 
     @classmethod

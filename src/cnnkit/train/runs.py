@@ -14,35 +14,58 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.arch.convert import from_spec
-from cnnkit.arch.grammar import SpecError
 from cnnkit.data.dataset import load_dataset
-from cnnkit.errors import ConfigError, DataError, ShapeError, TrainingError
+from cnnkit.errors import CnnkitError, ConfigError, DataError, ShapeError, TrainingError
 from cnnkit.nn.containers import Sequential
 from cnnkit.nn.normalize import Normalize
 from cnnkit.train import checkpoint
+from cnnkit.train.header import CHECKPOINT_FIX, RUN_FIELDS
 
 
 def load_network(run_dir: str | Path, which: str = "best"):
     """(the trained network, without normalisation, in evaluation mode; its checkpoint
-    header) from a run directory's ``which`` checkpoint (``best`` or ``last``)."""
+    header) from a run directory's ``which`` checkpoint (``best`` or ``last``).
+
+    The header is checked first (:func:`cnnkit.train.header.validate_header`, with the classes,
+    input shape and epoch present), the network built from its spec and checked against the
+    header's input shape and classes, and only then are the arrays read, each declared shape
+    and dtype checked against the network's before its data is read."""
     if which not in ("best", "last"):
         raise ConfigError(f"load_run: which must be 'best' or 'last', got {which!r}")
-    run_dir = Path(run_dir)
-    ckpt = checkpoint.load(run_dir / f"{which}.npz")
-    spec = ckpt.header.get("spec")
+    path = Path(run_dir) / f"{which}.npz"
+    header = checkpoint.read_header(path, RUN_FIELDS)
+    spec = header.get("spec")
     if spec is None:
         raise TrainingError(
-            f"{ckpt.path}: the checkpoint does not say which architecture it holds (a layer "
+            f"{path}: the checkpoint does not say which architecture it holds (a layer "
             "without an architecture-string form); build the model in Python and "
             "model.load_state_dict(cnnkit.train.checkpoint.load(path).model)"
         )
     try:
         network = from_spec(spec, rng=np.random.default_rng(0))
-    except SpecError as error:
-        raise DataError(f"{ckpt.path}: the run's architecture {spec}: {error}") from None
+    except CnnkitError as error:
+        raise DataError(f"{path}: the run's architecture {spec[:200]}: {error}") from None
+    _check_fits(path, network, header)
+    ckpt = checkpoint.load(path, model=network)
     network.load_state_dict(ckpt.model)
     network.eval()
     return network, ckpt.header
+
+
+def _check_fits(path: Path, network, header: dict) -> None:
+    """The header's input shape and classes are those of the network its spec builds."""
+    shape, classes = tuple(header["input_shape"]), header["classes"]
+    if network.input_shape is not None and tuple(network.input_shape) != shape:
+        raise DataError(
+            f"{path}: the header's input_shape {_volume_text(shape)} is not the input of its "
+            f"architecture ({_volume_text(network.input_shape)}); {CHECKPOINT_FIX}"
+        )
+    output = network.output_shape((1, *shape))
+    if tuple(output) != (1, len(classes)):
+        raise DataError(
+            f"{path}: the header names {len(classes)} classes but the network has "
+            f"{'x'.join(map(str, output[1:]))} outputs; {CHECKPOINT_FIX}"
+        )
 
 
 def load_run(run_dir: str | Path, which: str = "best"):
@@ -52,13 +75,12 @@ def load_run(run_dir: str | Path, which: str = "best"):
     ``model[0]`` is the Normalize layer; ``model[1:]`` the network as trained.
     """
     network, header = load_network(run_dir, which)
-    mean, std = header.get("mean"), header.get("std")
-    if mean is None or std is None:
+    if header.get("mean") is None or header.get("std") is None:
         raise DataError(
             f"{Path(run_dir) / (which + '.npz')}: the checkpoint does not hold the run's input "
             "normalisation (mean and std); load the network with cnnkit.train.load_network"
         )
-    layers = [Normalize(mean, std), *network.layers]
+    layers = [Normalize(header["mean"], header["std"]), *network.layers]
     model = Sequential(*layers, input_shape=network.input_shape)
     model.eval()
     return model, header
@@ -75,8 +97,8 @@ def run_data(header: dict, source: str | None = None):
         )
     data = load_dataset(
         source,
-        validation=header.get("validation", 0.1),
-        seed=header.get("recipe", {}).get("seed", 0),
+        validation=0.1 if header.get("validation") is None else header["validation"],
+        seed=(header.get("recipe") or {}).get("seed", 0),
         normalize=False,
     )
     expected = header.get("input_shape")

@@ -100,7 +100,7 @@ def report_html(view, pictures: dict[str, bytes]) -> str:
     e = html.escape
     header, settings = view.header, view.settings
     title = f"cnnkit run {view.run_dir.name or view.run_dir}"
-    epochs = settings.get("recipe", {}).get("epochs", len(view.history))
+    epochs = (settings.get("recipe") or header.get("recipe") or {}).get("epochs", len(view.history))
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',

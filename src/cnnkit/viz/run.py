@@ -9,7 +9,6 @@ loader returns them: its NORMALIZE layer applies the run's statistics.
 from __future__ import annotations
 
 import importlib.util
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from cnnkit.arch.convert import describe
 from cnnkit.errors import ConfigError, DataError
+from cnnkit.train.runfiles import read_history, read_settings
 from cnnkit.viz.figures import (
     INSTALL,
     _figure_class,
@@ -65,7 +65,11 @@ class RunView:
 
 
 def load_view(run_dir: str | Path, which: str = "best") -> RunView:
-    """Load a run's ``which`` checkpoint, its history and its test set, and score the test set."""
+    """Load a run's ``which`` checkpoint, its history and its test set, and score the test set.
+
+    Every file is checked before use (:func:`cnnkit.load_run`,
+    :func:`cnnkit.train.runfiles.read_settings` and ``read_history``): a damaged one raises
+    DataError naming it."""
     from cnnkit.train import load_run, predict, run_data
 
     run_dir = Path(run_dir)
@@ -82,8 +86,8 @@ def load_view(run_dir: str | Path, which: str = "best") -> RunView:
             "first epoch ended; give the RUN_DIR that cnnkit train wrote (its --out)"
         )
     model, header = load_run(run_dir, which)
-    settings = _read_json(run_dir / "settings.json", {})
-    history = _read_json(run_dir / "history.json", header.get("history", []))
+    settings = read_settings(run_dir, required=(), missing_ok=True) or {}
+    history = read_history(run_dir, header.get("history") or [])
     data, source = run_data(header, None)
     if len(data.test_images) == 0:
         raise ConfigError(f"{run_dir}: the test split of {source} is empty; nothing to draw")
@@ -104,15 +108,6 @@ def load_view(run_dir: str | Path, which: str = "best") -> RunView:
         np.asarray(data.test_labels),
         probabilities,
     )
-
-
-def _read_json(path: Path, default):
-    if not path.is_file():
-        return default
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: not valid JSON ({error})") from None
 
 
 def build_figures(view: RunView, *, index: int = 0) -> dict:
