@@ -51,7 +51,10 @@ class StopAt(Reporter):
 
 
 def cli_train(capsys, *args):
-    code = cli.main(["train", "--arch", ARCH, "--epochs", "2", "--quiet", *args])
+    try:
+        code = cli.main(["train", "--arch", ARCH, "--epochs", "2", "--quiet", *args])
+    except SystemExit as error:  # argparse's usage errors: one line, exit code 2
+        code = error.code
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -265,3 +268,48 @@ def test_a_log_gets_a_progress_line_at_a_steady_interval():
     quiet.epoch_start(0, 3, 100)
     quiet.step(1, 100, 0.5, 0.75, 1234.0)
     assert quiet.out.getvalue() == ""
+
+
+# -- exhaustion and arguments -------------------------------------------------------------------
+
+
+def test_a_batch_that_cannot_fit_in_memory_is_refused_with_one_that_does(tiny, monkeypatch):
+    from cnnkit.train import budget
+
+    one, two = (budget.step_bytes(model(), (1, 8, 8), batch) for batch in (1, 2))
+    per_example, fixed = two - one, 2 * one - two
+    available = fixed + 100 * per_example  # room for 75 examples, by the headroom
+    monkeypatch.setattr(budget, "available_memory", lambda: available)
+    with pytest.raises(TrainingError) as refused:
+        train(tiny, None, batch_size=200)
+    message = str(refused.value)
+    assert message.startswith("--batch-size 200: a training step of 200 examples needs about ")
+    assert f"{available:,} bytes" in message
+    fits = int(message.rsplit("use --batch-size ", 1)[1].split()[0])
+    assert fits == int((available * budget.HEADROOM - fixed) // per_example)
+    budget.check_batch(model(), (1, 8, 8), fits, 256)  # the batch it offers is accepted
+    with pytest.raises(TrainingError):
+        budget.check_batch(model(), (1, 8, 8), fits + 1, 256)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "line"),
+    [
+        (["--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+        (["--seed", str(2**64)], f"--seed must be from 0 to 2**64 - 1, got {2**64}"),
+        (["--warmup-epochs", "5"], "--warmup-epochs must be less than epochs = 2, got 5"),
+        (["--augment-shift", "8"], "shifts of up to 8 pixels can move 8x8 images out of view"),
+        (["--momentum", "-1"], "--momentum must be a finite number >= 0, got -1.0"),
+        (["--lr", "inf"], "--lr must be a finite number > 0, got inf"),
+        (["--out", "~nosuchuser/run"], "--out ~nosuchuser/run: no user 'nosuchuser'"),
+        (["--data", "mnist:~nosuchuser/x"], "mnist:~nosuchuser/x: no user 'nosuchuser'"),
+        (["--out", "/proc/nosuch/run"], "the run directory cannot be created"),
+        (["--resume", "--force"], "--resume continues the run in --out and --force replaces it"),
+    ],
+)
+def test_train_arguments_are_one_line(arguments, line, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli_train(capsys, *arguments)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("cnnkit: error: ")
+    assert line in err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "~nosuchuser").exists()
