@@ -145,14 +145,7 @@ def test_temporary_files_left_by_kills_are_removed_when_the_run_is_next_opened(t
         (tmp_path / name).write_bytes(b"x" * 1000)
     (tmp_path / "notes.tmp").write_text("the user's own file\n")
     notes = Notes()
-    fit(
-        model(),
-        tiny,
-        recipe=Recipe(epochs=2, batch_size=16),
-        run_dir=tmp_path,
-        resume=True,
-        reporter=notes,
-    )
+    train(tiny, tmp_path, reporter=notes, resume=True, epochs=2)
     assert "removed 2 temporary files left by interrupted writes" in notes.notes
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == ["notes.tmp"]
 
@@ -191,25 +184,11 @@ def test_a_resume_that_changes_the_batch_size_is_refused_naming_it(tiny, tmp_pat
 def test_more_epochs_on_resume_say_what_changes_and_a_finished_run_says_so(tiny, tmp_path):
     train(tiny, tmp_path, epochs=2)
     notes = Notes()
-    history = fit(
-        model(),
-        tiny,
-        recipe=Recipe(epochs=2, batch_size=16),
-        run_dir=tmp_path,
-        resume=True,
-        reporter=notes,
-    )
+    history = train(tiny, tmp_path, reporter=notes, resume=True, epochs=2)
     assert len(history) == 2
     assert any("is finished (2 of 2 epochs); nothing to train" in n for n in notes.notes)
     notes = Notes()
-    history = fit(
-        model(),
-        tiny,
-        recipe=Recipe(epochs=3, batch_size=16),
-        run_dir=tmp_path,
-        resume=True,
-        reporter=notes,
-    )
+    history = train(tiny, tmp_path, reporter=notes, resume=True, epochs=3)
     assert len(history) == 3
     assert any(
         n.startswith(
@@ -234,14 +213,7 @@ def test_resume_repairs_history_and_best_left_behind_by_a_kill(tiny, tmp_path):
     for name, data in epoch_one.items():  # as an older cnnkit killed after last.npz left it
         (run / name).write_bytes(data)
     notes = Notes()
-    fit(
-        model(),
-        tiny,
-        recipe=Recipe(epochs=2, batch_size=16),
-        run_dir=run,
-        resume=True,
-        reporter=notes,
-    )
+    train(tiny, run, reporter=notes, resume=True, epochs=2)
     history = json.loads((run / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2]
     best, want = checkpoint.load(run / "best.npz"), checkpoint.load(expected / "best.npz")
