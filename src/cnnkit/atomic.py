@@ -89,10 +89,14 @@ def _sync_directory(directory: Path) -> None:
         os.close(handle)
 
 
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    return write_atomically(path, lambda stream: stream.write(data))
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    data = text.encode("utf-8")
-    return write_atomically(path, lambda stream: stream.write(data))
+    return write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: str | os.PathLike, value) -> Path:

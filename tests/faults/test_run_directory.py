@@ -277,6 +277,10 @@ def test_a_batch_that_cannot_fit_in_memory_is_refused_with_one_that_does(tiny, m
         (["--data", "mnist:~nosuchuser/x"], "mnist:~nosuchuser/x: no user 'nosuchuser'"),
         (["--out", "/proc/nosuch/run"], "the run directory cannot be created"),
         (["--resume", "--force"], "--resume continues the run in --out and --force replaces it"),
+        (["--validation", "2"], "argument --validation: expected a share from 0 to below 1"),
+        (["--epochs", str(10**30)], "--epochs must be at most 1,000,000"),
+        (["--arch", "/proc/self/status"], "--arch /proc/self/status: is a path; --arch takes"),
+        (["--arch", "CONV(D=4) - FCC(10)"], "--arch 'CONV(D=4) - FCC(10)': col 1: CONV needs F"),
     ],
 )
 def test_train_arguments_are_one_line(arguments, line, capsys, tmp_path, monkeypatch):

@@ -44,7 +44,7 @@ def test_summary_mistakes_are_one_line_pointing_at_the_column(spec, message, cap
 def test_shape_search_keeps_the_given_filter(capsys):
     code, out, _ = run(["shape", "--input", "10", "--filter", "2", "--output", "5"], capsys)
     lines = out.splitlines()
-    assert code == 0 and lines[0] == "(I - F + 2P)/S + 1 = 5 for I = 10 and F = 2: 1 ways"
+    assert code == 0 and lines[0] == "(I - F + 2P)/S + 1 = 5 for I = 10 and F = 2: 1 way"
     assert all(line.strip().startswith("F=2 ") for line in lines[1:]) and len(lines) == 2
     code, out, _ = run(["shape", "--input", "30", "--filter", "13", "--output", "18"], capsys)
     assert code == 0 and "F=13 S=1 P=0" in out  # beyond the search's usual F <= 11

@@ -669,3 +669,25 @@ def test_argparse_refuses_bad_numbers(capsys):
         run(["conv", "--stride", "0"], capsys)
     assert stop.value.code == 2
     assert "must be > 0, got 0" in capsys.readouterr().err
+
+
+def test_a_non_whole_result_is_never_printed_as_whole(capsys):
+    code, out, _ = run(["shape", "1000000000001", "2", "2"], capsys)
+    assert code == 1
+    assert "                     = 500000000000 + 1/2\n" in out  # was "= 5e+11"
+    assert "= 500000000000 + 1/2 is not a whole number: impossible" in out
+    code, out, _ = run(["shape", "1000000000001", "2", "2", "--floor"], capsys)
+    assert code == 0 and "= 500000000000 + 1/2 -> floor 500000000000 (as PyTorch)" in out
+    code, out, _ = run(["shape", "100000", "1", "100000"], capsys)
+    assert code == 1 and "                     = 1 + 99999/100000\n" in out  # was "= 1"
+
+
+def test_numbers_in_explanations_keep_their_fraction():
+    from cnnkit.explain._format import _num
+
+    assert [_num(v) for v in (3.0, -0.0, 0.25, 2 / 3)] == ["3", "0", "0.25", "0.6667"]
+    assert [_num(v) for v in (1.00001, -1.99999, 5e11 + 0.5)] == [
+        "1.00001",
+        "-1.99999",
+        "500000000000.5",
+    ]

@@ -270,3 +270,55 @@ def test_an_empty_batch_goes_through_as_in_pytorch(layer):
     assert dx.shape == (0, channels, 8, 8)
     for parameter in layer.parameters():
         assert not parameter.grad.any()
+
+
+GIB = 2**30
+
+
+@pytest.fixture
+def eight_gib(monkeypatch):
+    """8 GiB of memory available, wherever the test runs."""
+    monkeypatch.setattr("cnnkit.data.memory.available_memory", lambda: 8 * GIB)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: Conv2d(1, 1, 10**9),
+            r"^Conv2d\(1, 1, kernel_size=1000000000\): its weight holds 1 x 1 x 1000000000 x "
+            r"1000000000 = 1,000,000,000,000,000,000 values: 16,000,000,000,000,000,000 bytes "
+            r"\(13\.9 EiB\) for it and its gradient as float32 and the float64 values drawn for "
+            r"it, but only 8,589,934,592 bytes \(8\.0 GiB\) of memory is available; make the "
+            r"layer smaller \(a smaller F, fewer filters, channels or features\)$",
+        ),
+        (
+            lambda: Conv2d(1, 1, 10**5, stride=2, bias=False),
+            r"^Conv2d\(1, 1, kernel_size=100000, stride=2, bias=False\): its weight holds "
+            r"1 x 1 x 100000 x 100000 = 10,000,000,000 values: 160,000,000,000 bytes "
+            r"\(149\.0 GiB\) for it and its gradient as float32",
+        ),
+        (
+            lambda: Linear(10**6, 10**6, dtype=np.float64),
+            r"^Linear\(1000000, 1000000\): its weight holds 1000000 x 1000000 = "
+            r"1,000,000,000,000 values: 24,000,000,000,000 bytes \(21\.8 TiB\) for it and its "
+            r"gradient as float64",
+        ),
+        (
+            lambda: Linear(10**13, 10**13),
+            r"^Linear\(10000000000000, 10000000000000\): its weight would hold 10000000000000 x "
+            r"10000000000000 = 100,000,000,000,000,000,000,000,000 values, more than any array",
+        ),
+    ],
+)
+def test_a_layer_too_large_for_memory_is_refused_before_allocating(make, message, eight_gib):
+    with pytest.raises(cnnkit.ShapeError, match=message):
+        make()
+
+
+def test_a_layer_that_fits_is_built_and_shape_only_ones_are_never_refused(eight_gib):
+    conv = Conv2d(3, 8, 3, rng=rng())
+    assert [p.name for p in conv.parameters()] == ["weight", "bias"]
+    assert conv.weight.shape == (8, 3, 3, 3)
+    # a summary builds shape-only parameters: 10**10 weights cost nothing there
+    assert cnnkit.summarize("INPUT(1x100000x100000) - FC(10)").totals.params == 10**11 + 10

@@ -415,3 +415,14 @@ def test_flatten_memory_matches_whether_the_engine_copies(depths):
     flatten = summarize(architecture_of(model, (1, 8, 8))).rows[-2]
     assert flatten.kind == "FLATTEN"
     assert flatten.activation_bytes == (x.nbytes if copies else 0)
+
+
+def test_cnnkit_shape_never_prints_a_fraction_as_whole(capsys):
+    from cnnkit import cli
+
+    assert cli.main(["shape", "-I", "100000", "-F", "1", "-S", "100000", "--floor"]) == 0
+    assert capsys.readouterr().out.startswith(
+        "(100000 - 1 + 2*0)/100000 + 1 = 1 + 99999/100000 -> floor 1 (as PyTorch)"
+    )  # was "= 2 -> floor 1"
+    assert cli.main(["shape", "-I", "1000000000001", "-F", "2", "-S", "2", "--floor"]) == 0
+    assert "= 500000000000 + 1/2 -> floor 500000000000" in capsys.readouterr().out  # was 5e+11

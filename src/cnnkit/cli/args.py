@@ -131,7 +131,7 @@ def import_user_module(name: str) -> None:
     """``--import``: a module name (``mylayers``, found from the current directory too) or a
     ``.py`` file; its import errors become one cnnkit error."""
     try:
-        if name.endswith(".py") or "/" in name:
+        if name.endswith(".py") or "/" in name or Path(name).is_file():
             path = home_path(name, f"--import {name}")
             if not path.is_file():
                 raise ConfigError(f"--import {name}: no such file")

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 
-from cnnkit.cli.args import positive
+from cnnkit.cli.args import positive, run_directory
 from cnnkit.cli.train import resolved_source
 from cnnkit.errors import ConfigError
 
@@ -38,7 +38,7 @@ def _add_evaluate(commands) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     from cnnkit.train import confusion_matrix, load_run, predict, run_data
 
-    model, header = load_run(args.run_dir, args.checkpoint)
+    model, header = load_run(run_directory(args.run_dir), args.checkpoint)
     data, source = run_data(header, args.data and resolved_source(args.data))
     images = getattr(data, f"{args.split}_images")
     labels = getattr(data, f"{args.split}_labels")
@@ -130,7 +130,7 @@ def read_image(path: str, input_shape, *, resize: bool = False) -> np.ndarray:
 def run_predict(args: argparse.Namespace) -> int:
     from cnnkit.train import load_run, predict, run_data
 
-    model, header = load_run(args.run_dir, args.checkpoint)
+    model, header = load_run(run_directory(args.run_dir), args.checkpoint)
     classes = list(header["classes"])
     names, inputs, truths = [], [], []
     for path in args.images:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cnnkit.cli.args import network_source, non_negative, positive, volume
+from cnnkit.cli.args import network_source, non_negative, output_file, positive, volume
 from cnnkit.errors import ConfigError, ShapeError
 from cnnkit.explain._inputs import _output_hw, load_values
 from cnnkit.explain.backprop import explain_backprop, random_backprop_example
@@ -89,11 +89,16 @@ def _add_conv(topics) -> None:
         help="zero padding (1, the worked example's)",
     )
     conv.add_argument(
-        "--seed", type=int, help="draw small integers (input 0..2, filter and bias -1..1)"
+        "--seed", type=non_negative, help="draw small integers (input 0..2, filter and bias -1..1)"
     )
     conv.add_argument("--values", metavar="FILE", help='JSON {"x": CxHxW, "w": CxFxF, "b": number}')
     conv.add_argument("--verbose", "-v", action="store_true", help="write every product")
-    conv.add_argument("--png", metavar="FILE", help="draw a picture instead (needs matplotlib)")
+    conv.add_argument(
+        "--png",
+        type=output_file(".png"),
+        metavar="FILE.png",
+        help="draw a picture instead (needs matplotlib)",
+    )
     _json_flag(conv)
     conv.set_defaults(run=run_conv)
 
@@ -186,12 +191,12 @@ def _add_sharing(topics) -> None:
         description="Per CONV layer: D*(F*F*C + 1) parameters with sharing against "
         "OH*OW*D*(F*F*C + 1) if every unit had its own filter.",
     )
-    _add_spec_arguments(sharing, "alexnet-conv1")
+    _add_spec_arguments(sharing, "alexnet-conv1", run_dir=True)
     sharing.set_defaults(run=run_sharing)
 
 
 def run_sharing(args: argparse.Namespace) -> int:
-    _emit(explain_sharing(args.spec, input_shape=args.input), args)
+    _emit(explain_sharing(network_source(args.spec), input_shape=args.input), args)
     return 0
 
 
@@ -202,7 +207,7 @@ def _add_sparse(topics) -> None:
         description="Sparse interactions: the inputs one unit of a CONV layer reads, against "
         "a fully connected unit, and the region unit (i, j) reads.",
     )
-    _add_spec_arguments(sparse, "alexnet-conv1")
+    _add_spec_arguments(sparse, "alexnet-conv1", run_dir=True)
     sparse.add_argument("--layer", type=non_negative, help="index of the CONV layer (first)")
     sparse.add_argument("--unit", type=non_negative, nargs=2, default=(0, 0), metavar=("I", "J"))
     sparse.set_defaults(run=run_sparse)
@@ -210,7 +215,7 @@ def _add_sparse(topics) -> None:
 
 def run_sparse(args: argparse.Namespace) -> int:
     explanation = explain_sparse(
-        args.spec, layer=args.layer, unit=tuple(args.unit), input_shape=args.input
+        network_source(args.spec), layer=args.layer, unit=tuple(args.unit), input_shape=args.input
     )
     _emit(explanation, args)
     return 0
@@ -270,7 +275,7 @@ def _add_backprop(topics) -> None:
     backprop.add_argument("--filter", "-F", type=positive(int), default=3, metavar="F")
     backprop.add_argument("--stride", "-S", type=positive(int), default=1, metavar="S")
     backprop.add_argument("--padding", "-P", type=non_negative, default=0, metavar="P")
-    backprop.add_argument("--seed", type=int, default=0)
+    backprop.add_argument("--seed", type=non_negative, default=0)
     backprop.add_argument(
         "--weight", type=int, nargs=2, default=(0, 0), metavar=("I", "J"), help="w[0,c,I,J]"
     )

@@ -80,7 +80,8 @@ def _search(args: argparse.Namespace) -> int:
     fixed = "".join(
         f" and {letter} = {value}" for letter, value in given.items() if value is not None
     )
-    print(f"(I - F + 2P)/S + 1 = {args.output} for I = {args.input}{fixed}: {len(found)} ways")
+    ways = "1 way" if len(found) == 1 else f"{len(found)} ways"
+    print(f"(I - F + 2P)/S + 1 = {args.output} for I = {args.input}{fixed}: {ways}")
     for s in found:
         arithmetic = shapes.formula(args.input, s.kernel, s.stride, s.padding)
         print(f"  F={s.kernel} S={s.stride} P={s.padding}   {arithmetic} = {args.output}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.arch.named import lecture_spec
-from cnnkit.cli.args import non_negative, positive
+from cnnkit.cli.args import home_path, non_negative, positive
 from cnnkit.errors import ConfigError, ShapeError
 from cnnkit.train.runfiles import read_settings
 
@@ -81,7 +81,9 @@ def add_train_parser(commands) -> None:
     train.add_argument("--schedule", choices=["constant", "step", "cosine"], help="default cosine")
     train.add_argument("--warmup-epochs", type=non_negative)
     train.add_argument("--augment-shift", type=non_negative, help="random shifts of up to N pixels")
-    train.add_argument("--validation", type=float, help="share of training data held out (0.1)")
+    train.add_argument(
+        "--validation", type=_share, help="share of training data held out, 0 to < 1 (0.1)"
+    )
     train.add_argument(
         "--seed", type=non_negative, help="seeds weights, order and augmentation (0)"
     )
@@ -109,17 +111,6 @@ def resolved_source(source: str) -> str:
     if not colon or not location.strip():
         return source
     return f"{scheme}:{home_path(location, source).resolve()}"
-
-
-def home_path(text: str, what: str) -> Path:
-    """``~/x`` and ``~user/x`` expanded; an unknown user is one line naming ``what``."""
-    try:
-        return Path(text).expanduser()
-    except RuntimeError:
-        user = text.split("/", 1)[0]
-        raise ConfigError(
-            f"{what}: no user {user[1:]!r} to find {user} of; give the path"
-        ) from None
 
 
 def _plan(args) -> tuple[str, float, dict, str | None, Path]:
@@ -151,10 +142,20 @@ def _plan(args) -> tuple[str, float, dict, str | None, Path]:
 
 def _architecture(arch_text: str | None, data):
     """Parse ``--arch`` (or the default), fit it to the data's images and classes."""
-    from cnnkit.arch import parse, trace
+    from cnnkit.arch import SpecError, parse, trace
 
     classes = len(data.classes)
-    arch = parse(arch_text or default_arch(data.input_shape, classes))
+    text = arch_text or default_arch(data.input_shape, classes)
+    try:
+        arch = parse(text)
+    except SpecError as error:
+        if Path(text).exists():
+            raise ConfigError(
+                f"--arch {text}: is a path; --arch takes an architecture string such as "
+                "'CONV(D=8, F=3) - RELU - FC(10)' or a built-in name (lenet5, alexnet, ...: "
+                "see cnnkit summary --help)"
+            ) from None
+        raise ConfigError(f"--arch {text!r}: {error}") from None
     if arch.input is not None and arch.input.shape != tuple(data.input_shape):
         raise ShapeError(
             f"--arch starts with {arch.input.text()} but the data's images are "
@@ -246,6 +247,19 @@ def _report_result(args, reporter, run_dir: Path, data, history) -> None:
         f"training took {seconds:.1f} s"
     )
     print(f"run saved in {run_dir}")
+
+
+def _share(text: str) -> float:
+    """An argparse type: a share of the training data, 0 <= value < 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a share from 0 to below 1 such as 0.1, got {text!r}"
+        )
+    return value
 
 
 def _option(match: re.Match) -> str:

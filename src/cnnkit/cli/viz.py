@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _index(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+from cnnkit.cli.args import non_negative, output_directory, output_file, run_directory
 
 
 def add_viz_parsers(commands) -> None:
@@ -23,7 +18,9 @@ def add_viz_parsers(commands) -> None:
         "test images. Prints one path per line.",
     )
     viz.add_argument("run_dir", metavar="RUN_DIR")
-    viz.add_argument("--out", metavar="DIR", help="default: RUN_DIR/pictures")
+    viz.add_argument(
+        "--out", type=output_directory, metavar="DIR", help="default: RUN_DIR/pictures"
+    )
     _common(viz)
     viz.set_defaults(run=run_viz)
     report = commands.add_parser(
@@ -35,7 +32,9 @@ def add_viz_parsers(commands) -> None:
         "matplotlib. Prints the path.",
     )
     report.add_argument("run_dir", metavar="RUN_DIR")
-    report.add_argument("--out", metavar="FILE", help="default: RUN_DIR/report.html")
+    report.add_argument(
+        "--out", type=output_file(".html"), metavar="FILE", help="default: RUN_DIR/report.html"
+    )
     _common(report)
     report.set_defaults(run=run_report)
 
@@ -43,14 +42,19 @@ def add_viz_parsers(commands) -> None:
 def _common(parser) -> None:
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best")
     parser.add_argument(
-        "--index", type=_index, default=0, metavar="I", help="test image for the feature maps (0)"
+        "--index",
+        type=non_negative,
+        default=0,
+        metavar="I",
+        help="test image for the feature maps (0)",
     )
 
 
 def run_viz(args: argparse.Namespace) -> int:
     from cnnkit.viz import write_pictures
 
-    paths = write_pictures(args.run_dir, out_dir=args.out, which=args.checkpoint, index=args.index)
+    run_dir = run_directory(args.run_dir)
+    paths = write_pictures(run_dir, out_dir=args.out, which=args.checkpoint, index=args.index)
     for path in paths.values():
         print(path)
     return 0
@@ -59,5 +63,6 @@ def run_viz(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from cnnkit.viz.report import write_report
 
-    print(write_report(args.run_dir, args.out, which=args.checkpoint, index=args.index))
+    run_dir = run_directory(args.run_dir)
+    print(write_report(run_dir, args.out, which=args.checkpoint, index=args.index))
     return 0

@@ -64,6 +64,11 @@ def open_image(image_module, path: str | Path) -> Iterator:
                 f"{path}: refused by Pillow's decompression-bomb check: {str(exc).rstrip('.')}; "
                 "use a smaller image, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file"
             ) from None
+        except image_module.UnidentifiedImageError:
+            raise DataError(
+                f"{path}: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP, PPM); "
+                "give an image file"
+            ) from None
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
             raise DataError(f"{path}: cannot be read as an image ({exc}); replace it") from None
 

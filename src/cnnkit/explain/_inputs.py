@@ -8,12 +8,14 @@ import math
 import numpy as np
 
 from cnnkit import shapes
+from cnnkit.arch.convert import architecture_of
 from cnnkit.arch.specs import Architecture, parse
 from cnnkit.data._files import read_bounded
 from cnnkit.data.memory import check_memory
 from cnnkit.errors import DataError, ShapeError
 from cnnkit.nn.checks import positive_int
 from cnnkit.nn.conv import Conv2d
+from cnnkit.nn.layer import Layer
 
 MAX_UNITS = 4096  # explain is for small examples; cnnkit summary handles real layers
 MAX_VALUES = 1_000_000  # the most numbers in one array of an example: x, padded x, w
@@ -195,5 +197,8 @@ def load_values(path: str) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def _architecture(where: str, spec, input_shape=None) -> Architecture:
+    """An Architecture from a string, an Architecture, or a live model (a trained run's)."""
+    if isinstance(spec, Layer):
+        return architecture_of(spec, input_shape)
     arch = spec if isinstance(spec, Architecture) else parse(spec)
     return arch.with_input(input_shape)

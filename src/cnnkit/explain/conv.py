@@ -9,7 +9,7 @@ import numpy as np
 
 from cnnkit import shapes
 from cnnkit.atomic import write_atomically
-from cnnkit.errors import ConfigError
+from cnnkit.errors import ConfigError, WriteError
 from cnnkit.explain._format import (
     LINE,
     _check_printable,
@@ -340,4 +340,7 @@ def write_conv_png(explanation: ConvExplanation, path) -> None:
         fontsize=8,
         va="center",
     )
-    write_atomically(path, lambda stream: figure.savefig(stream, format="png", dpi=120))
+    try:
+        write_atomically(path, lambda stream: figure.savefig(stream, format="png", dpi=120))
+    except WriteError as error:
+        raise WriteError(f"{where} {error}", error.errno) from None

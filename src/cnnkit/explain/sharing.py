@@ -139,7 +139,7 @@ class SharingExplanation:
 
 
 def explain_sharing(spec="alexnet-conv1", *, input_shape=None) -> SharingExplanation:
-    """Per CONV layer of ``spec`` (a string, built-in name or Architecture), the parameters
+    """Per CONV layer of ``spec`` (a string, built-in name, Architecture or model), the parameters
     with sharing, D*(F*F*C + 1), and without, OH*OW*D*(F*F*C + 1)."""
     where = "explain sharing"
     arch = _architecture(where, spec, input_shape)

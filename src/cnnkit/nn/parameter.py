@@ -78,20 +78,43 @@ def making_meta() -> bool:
     return getattr(_meta, "on", False)
 
 
-def new_parameter(shape, dtype, initialise, name: str) -> Parameter:
+def new_parameter(shape, dtype, initialise, name: str, owner: str = "") -> Parameter:
     """``Parameter(initialise(), name)``, or a shape-only parameter inside
-    :func:`meta_parameters` (``initialise`` is then never called)."""
+    :func:`meta_parameters` (``initialise`` is then never called).
+
+    A real parameter is refused (one :class:`ShapeError` naming ``owner``, such as
+    ``Conv2d(1, 1, kernel_size=100000)``) before anything is allocated when it, its gradient
+    and the float64 values drawn for it would need more memory than is available."""
     shape = tuple(int(size) for size in shape)
     count = math.prod(shape)
     if count > MAX_ELEMENTS:
+        prefix = f"{owner}: " if owner else ""
         raise ShapeError(
-            f"its {name} would hold {' x '.join(map(str, shape))} = {count:,} values, more than "
-            f"any array can ({MAX_ELEMENTS:,}); make the volume before it smaller (a POOL or a "
-            "stride S > 1 first) or use fewer filters"
+            f"{prefix}its {name} would hold {' x '.join(map(str, shape))} = {count:,} values, "
+            f"more than any array can ({MAX_ELEMENTS:,}); make the volume before it smaller "
+            "(a POOL or a stride S > 1 first) or use fewer filters"
         )
     if getattr(_meta, "on", False):
         placeholder = np.broadcast_to(np.zeros((), dtype), tuple(shape))
         parameter = Parameter.__new__(Parameter)
         parameter.data, parameter.grad, parameter.name = placeholder, placeholder, name
         return parameter
+    _check_memory(owner, name, shape, count, np.dtype(dtype))
     return Parameter(initialise(), name)
+
+
+def _check_memory(owner: str, name: str, shape, count: int, dtype: np.dtype) -> None:
+    """Refuse a parameter whose array, gradient and float64 draw exceed the memory available."""
+    from cnnkit.data.memory import available_memory, describe_bytes
+
+    need = count * (2 * dtype.itemsize + 8)
+    available = available_memory()
+    if available is None or need <= available:
+        return
+    prefix = f"{owner}: " if owner else ""
+    raise ShapeError(
+        f"{prefix}its {name} holds {' x '.join(map(str, shape))} = {count:,} values: "
+        f"{describe_bytes(need)} for it and its gradient as {dtype.name} and the float64 "
+        f"values drawn for it, but only {describe_bytes(available)} of memory is available; "
+        "make the layer smaller (a smaller F, fewer filters, channels or features)"
+    )

@@ -21,11 +21,16 @@ class WeightedLayer(Layer):
         def draw(shape):
             return init.uniform(generator, bound, shape, self.dtype)
 
-        self.weight = new_parameter(weight_shape, self.dtype, lambda: draw(weight_shape), "weight")
+        self.weight = None  # weight before bias: the order parameters() lists them
+        self.bias = True if bias else None  # what extra_repr reads, until the real bias below
+        label = f"{owner}({self.extra_repr()})"
+        self.weight = new_parameter(
+            weight_shape, self.dtype, lambda: draw(weight_shape), "weight", label
+        )
         self.bias = None
         if bias:
             shape = weight_shape[:1]
-            self.bias = new_parameter(shape, self.dtype, lambda: draw(shape), "bias")
+            self.bias = new_parameter(shape, self.dtype, lambda: draw(shape), "bias", label)
 
     def reset_parameters(self, rng, scheme: str = "default") -> None:
         """Draw the weight (and bias) again from ``rng``, in place (see ``cnnkit.init``)."""

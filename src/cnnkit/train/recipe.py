@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 
 from cnnkit.errors import ConfigError
 
+MAX_EPOCHS = 1_000_000  # a run longer than any machine keeps running is a typing slip
 _INTS = {
     "epochs": 1,
     "batch_size": 1,
@@ -47,6 +48,8 @@ class Recipe:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 kind = "a positive int" if low == 1 else "an int >= 0"
                 raise ConfigError(f"Recipe: {name} must be {kind}, got {value!r}")
+        if self.epochs > MAX_EPOCHS:
+            raise ConfigError(f"Recipe: epochs must be at most {MAX_EPOCHS:,}, got {self.epochs:,}")
         if not 0 <= self.seed < 2**64:
             raise ConfigError(f"Recipe: seed must be from 0 to 2**64 - 1, got {self.seed}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):

@@ -20,7 +20,8 @@ import base64
 import html
 from pathlib import Path
 
-from cnnkit.errors import CnnkitError, DataError
+from cnnkit.atomic import write_text
+from cnnkit.errors import CnnkitError
 from cnnkit.explain.equivariance import explain_equivariance
 from cnnkit.viz.figures import _figure_class, figure_png
 from cnnkit.viz.run import build_figures, load_view
@@ -87,12 +88,7 @@ def write_report(
     del figures
     page = report_html(view, pictures)
     target = Path(path) if path is not None else view.run_dir / "report.html"
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(page, encoding="utf-8")
-    except OSError as error:
-        raise DataError(f"cannot write the report {target}: {error.strerror or error}") from None
-    return target
+    return write_text(target, page)  # whole or not at all; a failure is one WriteError line
 
 
 def report_html(view, pictures: dict[str, bytes]) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.arch.convert import describe
+from cnnkit.atomic import write_bytes
 from cnnkit.errors import ConfigError, DataError
 from cnnkit.train.runfiles import read_history, read_settings
 from cnnkit.viz.figures import (
@@ -180,16 +181,9 @@ def write_pictures(
     view = load_view(run_dir, which)
     figures = build_figures(view, index=index)
     out = Path(out_dir) if out_dir is not None else view.run_dir / "pictures"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {}
-        for name, figure in figures.items():
-            paths[name] = out / f"{name}.png"
-            paths[name].write_bytes(figure_png(figure))
-    except OSError as error:
-        raise DataError(
-            f"cannot write the pictures into {out}: {error.strerror or error}"
-        ) from None
+    paths = {}
+    for name, figure in figures.items():  # each whole or not at all (one WriteError line)
+        paths[name] = write_bytes(out / f"{name}.png", figure_png(figure))
     return paths
 
 
