@@ -289,3 +289,27 @@ def test_train_arguments_are_one_line(arguments, line, capsys, tmp_path, monkeyp
     assert code == 2 and err.count("\n") == 1 and err.startswith("cnnkit: error: ")
     assert line in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "~nosuchuser").exists()
+
+
+def test_json_lines_get_a_progress_event_at_a_steady_interval():
+    from cnnkit.cli.progress import JsonLinesReporter
+
+    out = io.StringIO()
+    reporter = JsonLinesReporter(out=out, interval=0.01)
+    reporter.epoch_start(1, 3, 50)
+    time.sleep(0.02)
+    reporter.step(7, 50, 0.25, 0.5, 100.0)
+    reporter.step(8, 50, 0.25, 0.5, 100.0)  # too soon after the last line
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert events == [
+        {
+            "event": "progress",
+            "epoch": 2,
+            "epochs": 3,
+            "step": 7,
+            "steps": 50,
+            "loss": 0.25,
+            "accuracy": 0.5,
+            "examples_per_second": 100.0,
+        }
+    ]

@@ -108,13 +108,35 @@ class ProgressReporter(Reporter):
 
 
 class JsonLinesReporter(Reporter):
-    """One JSON object per line on stdout: ``{"event": "epoch", ...}`` and ``{"event": "note"}``."""
+    """One JSON object per line on stdout: ``{"event": "epoch", ...}``, ``{"event": "note"}``,
+    and within an epoch ``{"event": "progress", ...}`` at least every ``interval`` seconds."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, interval: float = PLAIN_INTERVAL) -> None:
         self.out = out or sys.stdout
+        self.interval = interval
+        self._epoch = (0, 0)
+        self._last = time.perf_counter()
 
     def emit(self, event: str, **values) -> None:
         print(json.dumps({"event": event, **values}), file=self.out, flush=True)
+        self._last = time.perf_counter()
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        self._epoch = (epoch + 1, epochs)
+
+    def step(self, done: int, steps: int, loss: float, accuracy: float, rate: float) -> None:
+        if time.perf_counter() - self._last >= self.interval and done < steps:
+            epoch, epochs = self._epoch
+            self.emit(
+                "progress",
+                epoch=epoch,
+                epochs=epochs,
+                step=done,
+                steps=steps,
+                loss=loss,
+                accuracy=accuracy,
+                examples_per_second=rate,
+            )
 
     def epoch_end(self, record: EpochRecord, epochs: int) -> None:
         self.emit("epoch", epochs=epochs, **asdict(record))
