@@ -271,13 +271,16 @@ def test_a_batch_that_cannot_fit_in_memory_is_refused_with_one_that_does(tiny, m
         (["--seed", str(2**64)], f"--seed must be from 0 to 2**64 - 1, got {2**64}"),
         (["--warmup-epochs", "5"], "--warmup-epochs must be less than epochs = 2, got 5"),
         (["--augment-shift", "8"], "shifts of up to 8 pixels can move 8x8 images out of view"),
-        (["--momentum", "-1"], "--momentum must be a finite number >= 0, got -1.0"),
+        (["--momentum", "-1"], "--momentum must be a number in [0, 1), got -1.0"),
         (["--lr", "inf"], "--lr must be a finite number > 0, got inf"),
         (["--out", "~nosuchuser/run"], "--out ~nosuchuser/run: no user 'nosuchuser'"),
         (["--data", "mnist:~nosuchuser/x"], "mnist:~nosuchuser/x: no user 'nosuchuser'"),
         (["--out", "/proc/nosuch/run"], "the run directory cannot be created"),
         (["--resume", "--force"], "--resume continues the run in --out and --force replaces it"),
         (["--validation", "2"], "argument --validation: expected a share from 0 to below 1"),
+        (["--out", ""], "--out '': an empty path"),
+        (["--out", "x" * 300], "file name too long"),
+        (["--weight-decay", "2"], "--weight-decay must be a number in [0, 1], got 2.0"),
         (["--epochs", str(10**30)], "--epochs must be at most 1,000,000"),
         (["--arch", "/proc/self/status"], "--arch /proc/self/status: is a path; --arch takes"),
         (["--arch", "CONV(D=4) - FCC(10)"], "--arch 'CONV(D=4) - FCC(10)': col 1: CONV needs F"),
@@ -313,3 +316,24 @@ def test_json_lines_get_a_progress_event_at_a_steady_interval():
             "examples_per_second": 100.0,
         }
     ]
+
+
+def test_a_wrong_cnnkit_jit_is_one_line():
+    result = subprocess.run(
+        [sys.executable, "-m", "cnnkit", "info"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CNNKIT_JIT": "x"},
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "cnnkit: error: CNNKIT_JIT='x': use 0 (NumPy only) or 1 (compiled loops, the default)\n"
+    )
+
+
+def test_an_architecture_string_longer_than_a_file_name_is_still_a_string(capsys):
+    spec = "INPUT(1x8x8) - " + " - ".join(["RELU"] * 60) + " - FC(10)"
+    assert len(spec) > 255
+    assert cli.main(["summary", spec]) == 0
+    assert "FC(10)" in capsys.readouterr().out

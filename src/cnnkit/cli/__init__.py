@@ -19,8 +19,9 @@ from cnnkit.cli.explain import add_explain_parser
 from cnnkit.cli.summary import add_summary_parsers
 from cnnkit.cli.train import add_train_parser
 from cnnkit.cli.viz import add_viz_parsers
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import CnnkitError, ConfigError
 from cnnkit.functional.engine import current as current_engine
+from cnnkit.functional.fast.jit import setting_problem as jit_setting_problem
 
 
 def _version_text() -> str:
@@ -109,7 +110,9 @@ def run_info(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        current_engine()  # a wrong CNNKIT_ENGINE is one line, whatever the command
+        current_engine()  # a wrong CNNKIT_ENGINE (or CNNKIT_JIT) is one line, whatever the command
+        if jit_setting_problem():
+            raise ConfigError(jit_setting_problem())
         args = parser.parse_args(argv)
         for name in args.imports:
             import_user_module(name)
@@ -133,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    except OSError as error:  # the system refused a path (too long, no permission, ...)
+        if os.environ.get("CNNKIT_DEBUG") or error.errno is None:
+            raise
+        print(f"cnnkit: error: {_os_error_text(error)}", file=sys.stderr)
+        return 2
     except Exception as error:  # a bug, here or in a layer it was given: still one line
         if os.environ.get("CNNKIT_DEBUG"):
             raise
@@ -143,6 +151,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _os_error_text(error: OSError) -> str:
+    """``NAME: file name too long; check the path`` (names cut to 80 characters)."""
+    name = os.fsdecode(error.filename) if error.filename is not None else ""
+    name = name if len(name) <= 80 else name[:77] + "..."
+    reason = (error.strerror or str(error)).lower()
+    return f"{name + ': ' if name else ''}{reason}; check the path and its permissions"
 
 
 def _silence_stdout() -> None:

@@ -157,7 +157,7 @@ def import_user_module(name: str) -> None:
 def network_source(text: str):
     """A command's SPEC argument: a run directory's trained model, or the string itself (an
     architecture or built-in name). A path that is not there is said to be so."""
-    if not text.strip() or not (_looks_like_path(text) or Path(text).is_dir()):
+    if not text.strip() or not (_looks_like_path(text) or _is_dir(Path(text))):
         return text
     path = home_path(text, text)
     if path.is_dir():
@@ -171,6 +171,14 @@ def network_source(text: str):
     if path.exists():
         raise ConfigError(f"{text}: is a file, not a run directory; give {expected}")
     raise ConfigError(f"{text}: no such run directory ({expected})")
+
+
+def _is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False where the system cannot even look (a name too long)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def _looks_like_path(text: str) -> bool:

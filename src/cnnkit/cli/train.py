@@ -115,6 +115,8 @@ def resolved_source(source: str) -> str:
 
 def _plan(args) -> tuple[str, float, dict, str | None, Path]:
     """(data source, validation share, recipe values, arch or None, run dir) from the options."""
+    if args.out is not None and not args.out.strip():
+        raise ConfigError("--out '': an empty path; give the run directory, e.g. --out runs/mine")
     if args.resume and args.force:
         raise ConfigError("--resume continues the run in --out and --force replaces it: give one")
     if args.resume:

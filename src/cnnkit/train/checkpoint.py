@@ -20,6 +20,7 @@ header's claims, before it reads any array (see :mod:`cnnkit.train.archive` and
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,9 @@ def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
     write_atomically(path, lambda stream: np.savez(stream, **arrays))
 
 
-def load(path: str | os.PathLike, model=None) -> Checkpoint:
+def load(
+    path: str | os.PathLike, model=None, *, examples: int | None = None, extras: bool = True
+) -> Checkpoint:
     """Read a checkpoint written by :func:`save`; a damaged, foreign or lying file raises
     DataError naming it.
 
@@ -98,27 +101,54 @@ def load(path: str | os.PathLike, model=None) -> Checkpoint:
     (:func:`cnnkit.train.header.validate_header`). With ``model`` (a built layer: the one the
     weights are for), the arrays must be exactly its ``state_dict()``'s names, shapes and kinds
     of dtype, optimizer buffers shaped as its parameters, and extras only those a training
-    run writes, all before any array is read. Weights and optimizer state must be finite.
+    run writes, all before any array is read. Weights and optimizer state must be finite, also
+    in the model's dtype. ``examples``: the training set's size, which the epoch's order must
+    have (checked before it is read); ``extras=False`` leaves the extras unread (a model only).
     """
     path = Path(path)
     with archive.open_archive(path) as opened:
         header = validate_header(_decode_header(path, opened.read_header_bytes()), path)
         groups = opened.groups()
         archive.check_members(path, groups, model)
+        _check_order(path, groups["extra"].get("order"), examples)
+        if not extras:
+            groups["extra"] = {}
         arrays = {
             group: {key: opened.read(member) for key, member in members.items()}
             for group, members in groups.items()
         }
+    dtypes = {} if model is None else {k: v.dtype for k, v in model.state_dict().items()}
     for group in ("model", "optimizer"):
         for key, value in arrays[group].items():
-            if value.dtype.kind == "f" and not np.isfinite(value).all():
-                bad = int(value.size - np.isfinite(value).sum())
-                raise DataError(
-                    f"{path}: {group}/{key} holds {bad} NaN or infinite values of {value.size}; "
-                    "the file is damaged (or saved from a diverged model): use the run's other "
-                    "checkpoint or train again"
-                )
+            _check_finite(path, f"{group}/{key}", value, dtypes.get(key, value.dtype))
     return Checkpoint(path, header, arrays["model"], arrays["optimizer"], arrays["extra"])
+
+
+def _check_order(path: Path, member, examples: int | None) -> None:
+    if member is None or examples is None or member.shape == (examples,):
+        return
+    raise DataError(
+        f"{path}: extra/order has {math.prod(member.shape):,} entries, but the training set has "
+        f"{examples:,} examples; the checkpoint belongs to other data or is damaged: use the "
+        "run's other checkpoint or train again"
+    )
+
+
+def _check_finite(path: Path, name: str, value: np.ndarray, dtype) -> None:
+    """Refuse NaN or infinite values, also those a cast to the model's dtype would make."""
+    if value.dtype.kind != "f":
+        return
+    if np.dtype(dtype).kind == "f" and np.dtype(dtype).itemsize < value.dtype.itemsize:
+        with np.errstate(over="ignore"):
+            value = value.astype(dtype)
+    finite = np.isfinite(value)
+    if not finite.all():
+        bad = int(value.size - finite.sum())
+        raise DataError(
+            f"{path}: {name} holds {bad} NaN or infinite values of {value.size} (as "
+            f"{np.dtype(dtype).name}); the file is damaged (or saved from a diverged model): "
+            "use the run's other checkpoint or train again"
+        )
 
 
 def read_header(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict:

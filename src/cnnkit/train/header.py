@@ -22,6 +22,7 @@ FORMAT = "cnnkit.checkpoint/1"
 CHECKPOINT_FIX = "the file was edited or damaged; use the run's other checkpoint or train again"
 RUN_FIELDS = ("classes", "input_shape", "epoch")
 NORMALISATION_FIELDS = ("mean", "std")
+MIN_STD, MAX_MEAN = 1e-4, 1e6  # the normalisation a run can have
 RESUME_FIELDS = (
     *("epoch", "step", "step_in_epoch", "loss_sum", "correct", "seen", "seconds"),
     *("best_accuracy", "history", "rng"),
@@ -68,7 +69,9 @@ class _Fields:
         if value is not None and (not isinstance(value, str) or (choices and value not in choices)):
             raise self.fail(name, f"one of {', '.join(choices)}" if choices else "a string")
 
-    def numbers(self, name: str, count: int | None, low: float, *, above=False) -> None:
+    def numbers(
+        self, name: str, count: int | None, low: float, high: float = math.inf, *, above=False
+    ) -> None:
         value = self.values.get(name)
         if value is None:
             return
@@ -78,8 +81,8 @@ class _Fields:
         if not isinstance(value, list) or (count is not None and len(value) != count):
             raise self.fail(name, wanted)
         for item in value:
-            if not _in_range(item, low, math.inf, above):
-                raise self.fail(name, f"{wanted}, each {_range_text(low, math.inf, above)}", item)
+            if not _in_range(item, low, high, above):
+                raise self.fail(name, f"{wanted}, each {_range_text(low, high, above)}", item)
 
 
 def validate_header(header, path, required: tuple[str, ...] = ()) -> dict:
@@ -170,8 +173,10 @@ def validate_meta(check: _Fields) -> None:
     ):
         raise check.fail("input_shape", f"[C, H, W]: three integers 1..{MAX_SIZE}")
     channels = shape[0] if shape is not None else None
-    check.numbers("mean", channels, -math.inf)
-    check.numbers("std", channels, 0.0, above=True)
+    # float32 normalisation: a std below cnnkit's floor (1e-3) or a mean beyond any pixel scale
+    # would turn finite images into inf or 0
+    check.numbers("mean", channels, -MAX_MEAN, MAX_MEAN)
+    check.numbers("std", channels, MIN_STD, MAX_MEAN)
     if values.get("recipe") is not None:
         validate_recipe(values["recipe"], check)
 
@@ -271,6 +276,10 @@ def _uint(value, bits: int) -> bool:
 
 def _in_range(value, low: float, high: float, above: bool) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        value = float(value)  # a JSON integer of 400 digits is no float at all
+    except OverflowError:
         return False
     if not math.isfinite(value):
         return False

@@ -129,6 +129,8 @@ def fit(
     True
     """
     recipe = replace(recipe or Recipe(), **settings)
+    budget.check_shift(recipe.augment_shift, data.input_shape)
+    budget.check_batch(model, data.input_shape, recipe.batch_size, len(data.train_images))
     run = _Run(model, data, recipe, Path(run_dir) if run_dir else None, reporter or Reporter())
     run.meta = {
         "spec": _spec_of(model, data),
@@ -140,8 +142,6 @@ def fit(
         "recipe": asdict(recipe),
         "fingerprint": data.fingerprint,
     }
-    budget.check_shift(recipe.augment_shift, data.input_shape)
-    budget.check_batch(model, data.input_shape, recipe.batch_size, len(data.train_images))
     if run.run_dir is None:
         if resume:
             raise ConfigError("fit: resume=True needs run_dir")
@@ -233,8 +233,12 @@ class _Run:
         resume_rules.same_run(header, self.meta, self.data, path)
         saved = header.get("recipe") or {}
         resume_rules.changed_settings(saved, self.recipe, path)
-        ckpt = checkpoint.load(path, model=self.model)
-        self.state = _restore(ckpt, self.rng)  # checked first: a refused file changes nothing
+        ckpt = checkpoint.load(path, model=self.model, examples=len(self.data.train_images))
+        state = _restore(ckpt, np.random.default_rng())  # checked before anything changes
+        resume_rules.check_progress(
+            state, self.steps_per_epoch, self.recipe.batch_size, len(self.data.train_images), path
+        )
+        self.state = _restore(ckpt, self.rng)
         self.model.load_state_dict(ckpt.model)
         self.optimizer.load_state_dict(checkpoint.optimizer_state(ckpt))
         self.committed = (self.state.epoch, self.state.step_in_epoch)
@@ -337,15 +341,15 @@ class _Run:
         if self.recipe.augment_shift:
             images = random_shift(images, self.recipe.augment_shift, self.rng, fill=self.background)
         self.optimizer.lr = self.schedule(state.step)
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverging loss is reported below
+        with np.errstate(all="ignore"):  # a diverging loss is reported below, in one line
             logits = self.model.forward(images)
             loss = self.loss_fn.forward(logits, labels)
-        if not math.isfinite(loss):
-            self._diverged(loss)
-        self.optimizer.zero_grad()
-        dlogits = self.loss_fn.backward()
-        self.model.backward(dlogits, input_grad=False)  # nothing needs d(images)
-        self.optimizer.step()
+            if not math.isfinite(loss):
+                self._diverged(loss)
+            self.optimizer.zero_grad()
+            dlogits = self.loss_fn.backward()
+            self.model.backward(dlogits, input_grad=False)  # nothing needs d(images)
+            self.optimizer.step()
         state.loss_sum += loss * len(batch)
         state.correct += int((logits.argmax(axis=1) == labels).sum())
         state.seen += len(batch)

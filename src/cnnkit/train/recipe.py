@@ -54,10 +54,11 @@ class Recipe:
             raise ConfigError(f"Recipe: seed must be from 0 to 2**64 - 1, got {self.seed}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"Recipe: lr must be a finite number > 0, got {self.lr!r}")
-        for name in ("momentum", "weight_decay"):
+        for name, high, shown in (("momentum", 1.0, "[0, 1)"), ("weight_decay", 1.0, "[0, 1]")):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ConfigError(f"Recipe: {name} must be a finite number >= 0, got {value!r}")
+            number = isinstance(value, (int, float)) and math.isfinite(value)
+            if not (number and 0 <= value <= high) or (name == "momentum" and value == high):
+                raise ConfigError(f"Recipe: {name} must be a number in {shown}, got {value!r}")
         if 0 < self.epochs <= self.warmup_epochs:
             raise ConfigError(
                 f"Recipe: warmup_epochs must be less than epochs = {self.epochs}, "

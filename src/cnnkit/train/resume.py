@@ -43,6 +43,24 @@ def same_run(header: dict, meta: dict, data, where: Path) -> None:
         )
 
 
+def check_progress(state, steps_per_epoch: int, batch_size: int, examples: int, where) -> None:
+    """Refuse a checkpoint whose place in its epoch could not have been reached: a step
+    beyond the epoch's batches, or examples seen that those steps do not add up to."""
+    seen = min(state.step_in_epoch * batch_size, examples)
+    if state.step_in_epoch >= steps_per_epoch or state.seen != seen:
+        raise TrainingError(
+            f"{where}: the checkpoint is at step {state.step_in_epoch} of an epoch of "
+            f"{steps_per_epoch} batches with {state.seen:,} examples seen ({seen:,} expected); "
+            "the file was edited or damaged: restore it, or start the run again with --force"
+        )
+    if state.step < state.epoch * steps_per_epoch + state.step_in_epoch:
+        raise TrainingError(
+            f"{where}: the checkpoint's step {state.step} is fewer than its {state.epoch} "
+            f"epochs of {steps_per_epoch} batches and {state.step_in_epoch} more; the file was "
+            "edited or damaged: restore it, or start the run again with --force"
+        )
+
+
 def intact(committed: tuple[int, int], run_dir: Path) -> str:
     """What a failed write leaves safe: ``the run is intact as of epoch 3 (last.npz) ...``."""
     epoch, step = committed

@@ -9,6 +9,7 @@ reports.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ from cnnkit.data.dataset import load_dataset
 from cnnkit.errors import CnnkitError, ConfigError, DataError, ShapeError, TrainingError
 from cnnkit.nn.containers import Sequential
 from cnnkit.nn.normalize import Normalize
-from cnnkit.train import checkpoint
+from cnnkit.summary import summarize
+from cnnkit.train import archive, checkpoint
 from cnnkit.train.header import CHECKPOINT_FIX, RUN_FIELDS
 
 
@@ -41,15 +43,33 @@ def load_network(run_dir: str | Path, which: str = "best"):
             "without an architecture-string form); build the model in Python and "
             "model.load_state_dict(cnnkit.train.checkpoint.load(path).model)"
         )
+    _check_holds(path, spec)  # before a network of the spec's size is built
     try:
         network = from_spec(spec, rng=np.random.default_rng(0))
     except CnnkitError as error:
         raise DataError(f"{path}: the run's architecture {spec[:200]}: {error}") from None
     _check_fits(path, network, header)
-    ckpt = checkpoint.load(path, model=network)
+    ckpt = checkpoint.load(path, model=network, extras=False)
     network.load_state_dict(ckpt.model)
     network.eval()
     return network, ckpt.header
+
+
+def _check_holds(path: Path, spec: str) -> None:
+    """The file declares at least as many weight values as the spec's parameters (counted by
+    the summary, which allocates nothing): a header cannot make cnnkit build a network far
+    larger than the file."""
+    with archive.open_archive(path) as opened:
+        declared = sum(math.prod(m.shape) for m in opened.groups()["model"].values())
+    try:
+        needed = summarize(spec).totals.params
+    except CnnkitError:
+        return  # from_spec says what is wrong with the spec
+    if needed > 2 * declared + 1_000_000:  # small differences: the keys are named later
+        raise DataError(
+            f"{path}: its architecture has {needed:,} parameters but the file holds "
+            f"{declared:,} weight values; {CHECKPOINT_FIX}"
+        )
 
 
 def _check_fits(path: Path, network, header: dict) -> None:

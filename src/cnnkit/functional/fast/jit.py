@@ -26,12 +26,29 @@ class _LazyNumba:
 
 
 numba = _LazyNumba()
-_state = {"enabled": _AVAILABLE and os.environ.get("CNNKIT_JIT", "1") != "0"}
+_SETTINGS = {
+    "1": True,
+    "": True,
+    "on": True,
+    "true": True,
+    "0": False,
+    "off": False,
+    "false": False,
+}
+_SETTING = os.environ.get("CNNKIT_JIT", "1")
+_state = {"enabled": _AVAILABLE and _SETTINGS.get(_SETTING.strip().lower(), True)}
 state = _state  # the kernels read state["enabled"] on every call
 _COMPILED: dict[object, object] = {}
 
 # Tinier arrays stay on NumPy: no compilation for toy sizes, and no gain there.
 MIN_ELEMENTS = 1 << 12
+
+
+def setting_problem() -> str | None:
+    """What is wrong with ``CNNKIT_JIT`` in the environment, if anything (the CLI says so)."""
+    if _SETTING.strip().lower() in _SETTINGS:
+        return None
+    return f"CNNKIT_JIT={_SETTING!r}: use 0 (NumPy only) or 1 (compiled loops, the default)"
 
 
 def jit_available() -> bool:
