@@ -142,6 +142,10 @@ def test_a_run_with_an_unknown_layer_names_the_file_and_import(tmp_path, capsys)
     assert code == 2 and err.count("\n") == 1
     assert "best.npz: the run's architecture" in err and "unknown layer 'CLISCALE'" in err
     assert "cnnkit --import MODULE" in err
+    code, _, err = run(["train", "--out", out_dir, "--resume", "--epochs", "2"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--arch" not in err
+    assert "the run's architecture 'INPUT(1x8x8)" in err and "unknown layer 'CLISCALE'" in err
+    assert err.rstrip().endswith("pass --import with the module that defines its layers")
 
 
 def test_import_mistakes_are_one_line(tmp_path, capsys):

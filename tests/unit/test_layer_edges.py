@@ -588,3 +588,91 @@ def test_a_hook_that_returns_a_value_is_refused():
         relu.forward(ones(1, 2))
     with pytest.raises(ConfigError, match="expects a function"):
         relu.register_forward_hook("print")
+
+
+# -- found by an adversarial pass ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: cnnkit.MaxPool2d(2),
+        lambda: cnnkit.AvgPool2d(2),
+        lambda: cnnkit.Conv2d(3, 4, 3, padding=1),
+        lambda: cnnkit.Sequential(
+            cnnkit.Conv2d(3, 4, 3), cnnkit.ReLU(), cnnkit.Flatten(), cnnkit.Linear(16, 2)
+        ),
+    ],
+)
+def test_an_empty_batch_runs_on_both_engines(engine, make):
+    layer = make()
+    with cnnkit.use_engine(engine):
+        y = layer.forward(np.zeros((0, 3, 4, 4), np.float32))
+        dx = layer.backward(np.zeros_like(y))
+    assert y.shape[0] == 0 and dx.shape == (0, 3, 4, 4)
+
+
+class Shift(cnnkit.Layer):
+    """A setting (an array) that no architecture string can hold."""
+
+    def __init__(self, offset=(0.0, 0.0, 0.0)):
+        self.offset = np.asarray(offset, np.float32)
+
+    def forward(self, x):
+        return x + self.offset[:, None, None]
+
+    def backward(self, dy):
+        return dy
+
+
+def test_a_setting_without_text_still_gets_a_summary_and_an_explanation():
+    registry.register_layer("EDGESHIFT")(Shift)
+    try:
+        model = cnnkit.Sequential(cnnkit.Conv2d(3, 3, 1), Shift((1.0, 2.0, 3.0)))
+        rows = model.summary((3, 4, 4)).rows
+        assert rows[1].layer.startswith("Shift(offset=array([1., 2., 3.]")
+        assert "Shift(offset=" in explain_layers(model, input_shape=(3, 4, 4)).architecture
+        with pytest.raises(ConfigError, match=r"^layer 1 EDGESHIFT: offset=array"):
+            model.to_spec((3, 4, 4))
+    finally:
+        registry.unregister("EDGESHIFT")
+
+
+def test_a_forward_that_returns_no_array_is_a_cnnkit_error():
+    class Listing(cnnkit.Layer):
+        def forward(self, x):
+            return x.tolist()
+
+        def backward(self, dy):
+            return dy
+
+    with pytest.raises(cnnkit.DTypeError, match=r"^Listing: forward returned list, not an array"):
+        Listing().output_shape((1, 1, 2, 2))
+
+
+def test_a_block_of_float64_children_is_probed_in_float64():
+    class Block(cnnkit.Layer):
+        def __init__(self):
+            self.a = cnnkit.Conv2d(2, 2, 3, padding=1, dtype=np.float64)
+
+        def forward(self, x):
+            return self.a.forward(x) + x
+
+        def backward(self, dy):
+            return self.a.backward(dy) + dy
+
+    block = Block()
+    assert block.output_shape((1, 2, 5, 5)) == (1, 2, 5, 5)
+    assert cnnkit.Sequential(block).summary((2, 5, 5)).totals.params == 38
+
+
+def test_a_layer_without_backward_is_refused_before_training():
+    class Forward(cnnkit.Layer):
+        def forward(self, x):
+            return x
+
+    data = cnnkit.load_dataset("optdigits")
+    model = cnnkit.Sequential(Forward(), cnnkit.Flatten(), cnnkit.Linear(64, 10))
+    with pytest.raises(cnnkit.TrainingError, match=r"^layer 0 Forward: defines no backward"):
+        cnnkit.fit(model, data, epochs=1)

@@ -18,7 +18,7 @@ from cnnkit.arch.trace import Step, make_layer, trace
 from cnnkit.errors import CnnkitError, ConfigError, ShapeError
 from cnnkit.nn import probe, registry
 from cnnkit.nn.containers import Sequential
-from cnnkit.nn.spec_args import ArgError, arguments_of, same_value
+from cnnkit.nn.spec_args import REQUIRED, ArgError, arguments_of, same_value
 
 
 def build(arch: Architecture, *, rng: np.random.Generator | None = None, dtype=np.float32):
@@ -83,7 +83,9 @@ def _written(spec: LayerSpec, layer, index: int) -> LayerSpec:
     """``spec``, once its text is known to read back as exactly the layer's settings (a
     value that would come back changed is refused here, not found wrong after training)."""
     label = f"layer {index} {spec.keyword}"
-    config = dict(spec.config)
+    config = {  # a value at its default is not written, so it needs no text
+        name: value for name, value in spec.config if not _at_default(spec, name, value)
+    }
     for arg in spec.args:
         if arg.name in config:
             try:
@@ -98,7 +100,7 @@ def _written(spec: LayerSpec, layer, index: int) -> LayerSpec:
         back = reread(spec)
     except SpecError as error:
         raise ConfigError(f"{label}: its text {spec.text()} does not read back ({error})") from None
-    for name, value in spec.config:
+    for name, value in config.items():
         again = back.get(name)
         if not same_value(value, again):
             raise ConfigError(
@@ -106,6 +108,16 @@ def _written(spec: LayerSpec, layer, index: int) -> LayerSpec:
                 "store the setting as the type strings read back, or declare its spec_args"
             )
     return spec
+
+
+def _at_default(spec: LayerSpec, name: str, value) -> bool:
+    arg = next((a for a in spec.args if a.name == name), None)
+    if arg is None or arg.always or arg.default is REQUIRED:
+        return False
+    try:
+        return same_value(value, arg.default)
+    except Exception:  # a value that cannot even be compared is not the default
+        return False
 
 
 def _registered_args(layer):
@@ -155,10 +167,19 @@ def layer_spec_of(layer, input_shape=None) -> LayerSpec | None:
     return spec
 
 
+def _spec_or_none(layer, input_shape=None) -> LayerSpec | None:
+    """The layer's entry, or None where it has none or its settings have no exact text (a
+    summary or an explanation then shows its repr; only ``to_spec`` refuses)."""
+    try:
+        return layer_spec_of(layer, input_shape)
+    except ConfigError:
+        return None
+
+
 def describe(layer, input_shape=None) -> str:
     """``CONV(D=8, F=3, S=1, P=1)`` for a registered layer, ``[CONV(...) - RELU]`` for a
     container of layers in order (a nested Sequential), its repr on one line otherwise."""
-    spec = layer_spec_of(layer, input_shape)
+    spec = _spec_or_none(layer, input_shape)
     if spec is not None:
         return spec.text()
     inner = layer.sequence()
@@ -208,6 +229,6 @@ def live_steps(model, shape: tuple[int, int, int]) -> tuple[Step, ...]:
             out = tuple(layer.output_shape(current))
         except CnnkitError as error:
             raise error.located(index) from None
-        steps.append(Step(index, layer_spec_of(layer, current), layer, current[1:], out[1:]))
+        steps.append(Step(index, _spec_or_none(layer, current), layer, current[1:], out[1:]))
         current = out
     return tuple(steps)

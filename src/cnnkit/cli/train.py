@@ -142,7 +142,7 @@ def _plan(args) -> tuple[str, float, dict, str | None, Path]:
     return source, validation, recipe, arch, run_dir
 
 
-def _architecture(arch_text: str | None, data):
+def _architecture(arch_text: str | None, data, label: str = "--arch"):
     """Parse ``--arch`` (or the default), fit it to the data's images and classes."""
     from cnnkit.arch import SpecError, parse, trace
 
@@ -157,7 +157,10 @@ def _architecture(arch_text: str | None, data):
                 "'CONV(D=8, F=3) - RELU - FC(10)' or a built-in name (lenet5, alexnet, ...: "
                 "see cnnkit summary --help)"
             ) from None
-        raise ConfigError(f"--arch {text!r}: {error}") from None
+        hint = ""
+        if label != "--arch" and "unknown layer" in str(error):
+            hint = "; pass --import with the module that defines its layers"
+        raise ConfigError(f"{label} {text!r}: {error}{hint}") from None
     if arch.input is not None and arch.input.shape != tuple(data.input_shape):
         raise ShapeError(
             f"--arch starts with {arch.input.text()} but the data's images are "
@@ -187,7 +190,8 @@ def run_train(args: argparse.Namespace) -> int:
     except ConfigError as error:  # Recipe's field names as the options that set them
         raise ConfigError(re.sub(r"^Recipe: (\w+)", _option, str(error))) from None
     data = load_dataset(source, validation=validation, seed=recipe.seed)
-    arch = _architecture(arch_text, data)
+    label = "the run's architecture" if args.resume and args.arch is None else "--arch"
+    arch = _architecture(arch_text, data, label)
     model = build(arch, rng=np.random.default_rng([recipe.seed, 0]))
     if recipe.init != "default" and not args.resume:
         from cnnkit.init import init_model

@@ -134,7 +134,7 @@ def max_pool2d_forward(x, *, kernel, stride, padding, workspace=None):
     xp = get_array_module(x)
     x_padded = pad(x, padding, value=-xp.inf)
     every = windows(x_padded, kernel, stride)  # (N, C, OH, OW, KH, KW)
-    flat = every.reshape(*every.shape[:4], -1)  # (N, C, OH, OW, KH*KW): a copy
+    flat = every.reshape(*every.shape[:4], kernel[0] * kernel[1])  # (N, C, OH, OW, KH*KW): a copy
     winner = _winners(flat)  # (N, C, OH, OW)
     y = xp.take_along_axis(flat, winner[..., None], axis=-1)[..., 0]
     return y, (winner, x_padded.shape, kernel, stride, padding)

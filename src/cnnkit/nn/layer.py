@@ -136,9 +136,14 @@ class Layer:
         of zeros for a batch of one."""
         shape = tuple(int(size) for size in input_shape)
         probe.build_once(self, shape)
-        zeros = np.zeros((1, *shape[1:]), dtype=self.dtype)
+        zeros = np.zeros((1, *shape[1:]), dtype=probe.input_dtype(self))
         with probe.probing(self):  # evaluation mode, nothing recorded, buffers put back
             y = self.forward(zeros)
+        if not hasattr(y, "shape") or not hasattr(y, "dtype"):
+            raise DTypeError(
+                f"{type(self).__name__}: forward returned {type(y).__name__}, not an array; "
+                "return an array of shape (N, ...)"
+            )
         return (shape[0], *tuple(y.shape)[1:])
 
     def macs(self, input_shape: tuple[int, ...]) -> int:

@@ -72,6 +72,16 @@ def evaluating(layer):
             module.training = mode
 
 
+def input_dtype(layer):
+    """The dtype a probe feeds ``layer``: its own when it was given one, else that of the first
+    parameter it holds (a block of float64 children), else its default."""
+    if "dtype" not in layer.__dict__:
+        first = next(iter(layer.parameters()), None)
+        if first is not None and first.data.dtype in FLOAT_DTYPES:
+            return first.data.dtype
+    return layer.dtype
+
+
 @contextlib.contextmanager
 def probing(layer):
     """A forward that only measures: ``layer`` and its children in evaluation mode, nothing

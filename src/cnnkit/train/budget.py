@@ -1,4 +1,5 @@
-"""Will a training step fit in memory? Asked before a run starts, from the summary's arithmetic.
+"""What a run needs, asked before it starts: layers that can be trained, shifts that keep the
+image in view, and a training step that fits in memory (from the summary's arithmetic).
 
 A step at batch size B needs, by the summary (:func:`cnnkit.summarize`): the parameters, what
 backward keeps (the layers' caches and the parameter gradients), every layer's new output and
@@ -14,6 +15,7 @@ import numpy as np
 
 from cnnkit.data.memory import available_memory, describe_bytes
 from cnnkit.errors import CnnkitError, ConfigError, TrainingError
+from cnnkit.nn.layer import Layer
 from cnnkit.summary import summarize
 
 HEADROOM = 0.75  # of the available memory, for what the summary counts
@@ -65,3 +67,14 @@ def check_shift(shift: int, input_shape) -> None:
             f"{input_shape[1]}x{input_shape[2]} images out of view; use at most "
             f"{min(input_shape[1:]) - 1} (--augment-shift)"
         )
+
+
+def check_backward(model) -> None:
+    """Refuse a model with a layer that defines no backward: it could run forward but never
+    train (found now, not as an error at the first step)."""
+    for index, layer in enumerate(model.sequence()):
+        if type(layer).backward is Layer.backward:
+            raise TrainingError(
+                f"layer {index} {type(layer).__name__}: defines no backward(dy), so the model "
+                "cannot be trained; give the layer a backward (see docs/write-your-own-layer.md)"
+            )
