@@ -676,3 +676,17 @@ def test_a_layer_without_backward_is_refused_before_training():
     model = cnnkit.Sequential(Forward(), cnnkit.Flatten(), cnnkit.Linear(64, 10))
     with pytest.raises(cnnkit.TrainingError, match=r"^layer 0 Forward: defines no backward"):
         cnnkit.fit(model, data, epochs=1)
+
+
+def test_a_gradient_of_the_wrong_shape_is_blamed_on_the_layer_that_returned_it():
+    class Halves(cnnkit.Layer):
+        def forward(self, x):
+            return x
+
+        def backward(self, dy):
+            return dy[:, :, ::2]  # a bug: half the rows
+
+    model = cnnkit.Sequential(cnnkit.Conv2d(1, 2, 3, padding=1), Halves(), cnnkit.ReLU())
+    y = model.forward(np.ones((1, 1, 4, 4), np.float32))
+    with pytest.raises(ShapeError, match=r"^layer 1 Halves: backward returned dx of shape"):
+        model.backward(np.ones_like(y))

@@ -75,11 +75,14 @@ class Sequential(Layer):
         """x through every layer, in the order listed."""
         if self.input_shape is not None:
             _check_input(self.input_shape, x)
+        shapes = []
         for index, layer in enumerate(self.layers):
+            shapes.append(x.shape)
             try:
                 x = layer.forward(x)
             except CnnkitError as error:
                 raise error.located(index) from None
+        self.save_for_backward(shapes)  # each layer's dx must come back shaped like its x
         return x
 
     def backward(self, dy):
@@ -92,11 +95,14 @@ class Sequential(Layer):
         """
         wanted = self._local.call.needs_input_grad
         layers = self.layers
+        (shapes,) = self.saved_tensors
         for index in range(len(layers) - 1, -1, -1):
             try:
                 dy = layers[index].backward(dy, input_grad=index > 0 or wanted)
             except CnnkitError as error:
                 raise error.located(index) from None
+            if dy is not None and getattr(dy, "shape", None) != shapes[index]:
+                raise _wrong_gradient(layers[index], dy, shapes[index]).located(index)
         return dy
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -185,3 +191,12 @@ def _check_input(expected: tuple[int, ...], x) -> None:
             f"{shape[2]}x{shape[3]} (from_spec(..., input_shape=({c}, {shape[2]}, {shape[3]})))"
         )
     raise ShapeError(f"{head}; reshape the batch to (N, {c}, {h}, {w})")
+
+
+def _wrong_gradient(layer, dx, shape) -> ShapeError:
+    got = f"shape {tuple(dx.shape)}" if hasattr(dx, "shape") else type(dx).__name__
+    return ShapeError(
+        f"{type(layer).__name__}: backward returned dx of {got}, but its input had shape "
+        f"{tuple(shape)}; return the gradient of the loss for each input value, shaped like x"
+    )
+
