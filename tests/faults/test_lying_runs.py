@@ -138,3 +138,12 @@ def test_a_crafted_zip_member_is_still_refused_by_its_declared_size(run_dir):
         archive.writestr("extra/order.npy", b"\x93NUMPY\x01\x00v\x00" + b" " * 118)
     with pytest.raises(DataError):
         load_run(run_dir)
+
+
+def test_a_zip_needing_a_newer_zip_version_is_one_line(run_dir, capsys):
+    data = bytearray((run_dir / "best.npz").read_bytes())
+    entry = data.index(b"PK\x01\x02")  # the first central-directory entry
+    data[entry + 6 : entry + 8] = (64).to_bytes(2, "little")  # "version needed": 6.4
+    (run_dir / "best.npz").write_bytes(bytes(data))
+    err = one_line(["evaluate", str(run_dir)], capsys)
+    assert "best.npz" in err and "zip file version 6.4" in err

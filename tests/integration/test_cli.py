@@ -198,7 +198,8 @@ def test_impossible_stack_exits_2_with_one_line_per_problem(capsys):
     assert captured.out == ""
     assert captured.err.splitlines() == [
         "cnnkit: error: layer 2 CONV(D=16, F=3, S=2, P=0) on 10x10: (10 - 3 + 2*0)/2 + 1 = 4.5 "
-        "is not a whole number; use S=1 (-> 8x8) or F=2 (-> 5x5), or --floor (-> 4, as PyTorch)",
+        "is not a whole number; use S=1 (-> 8x8) or F=2 (-> 5x5), or round=floor (-> 4, as "
+        "PyTorch; --floor for every layer)",
         "cnnkit: error: layer 4 FC(in=5, 10) on 256 values: in=5 does not match the 256 values "
         "it receives; use FC(10) to infer it or in=256",
     ]

@@ -690,3 +690,26 @@ def test_a_gradient_of_the_wrong_shape_is_blamed_on_the_layer_that_returned_it()
     y = model.forward(np.ones((1, 1, 4, 4), np.float32))
     with pytest.raises(ShapeError, match=r"^layer 1 Halves: backward returned dx of shape"):
         model.backward(np.ones_like(y))
+
+
+def test_a_users_init_refusing_its_settings_is_located_in_the_string():
+    class Picky(cnnkit.Layer):
+        def __init__(self, k=1):
+            if k < 0:
+                raise ValueError("k must be >= 0")
+            self.k = k
+
+        def forward(self, x):
+            return x
+
+        def backward(self, dy):
+            return dy
+
+    registry.register_layer("PICKY")(Picky)
+    try:
+        with pytest.raises(
+            ShapeError, match=r"^layer 0 PICKY\(k=-1\) on 2x2: Picky\(k=-1\) raised ValueError: k "
+        ):
+            cnnkit.from_spec("INPUT(1x2x2) - PICKY(k=-1)")
+    finally:
+        registry.unregister("PICKY")

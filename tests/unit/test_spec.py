@@ -237,7 +237,8 @@ def test_impossible_stack_lists_every_problem_with_lecture_letters():
     traced = trace(arch)
     assert traced.problems == (
         "layer 2 CONV(D=16, F=3, S=2, P=0) on 10x10: (10 - 3 + 2*0)/2 + 1 = 4.5 is not a whole "
-        "number; use S=1 (-> 8x8) or F=2 (-> 5x5), or --floor (-> 4, as PyTorch)",
+        "number; use S=1 (-> 8x8) or F=2 (-> 5x5), or round=floor (-> 4, as PyTorch; "
+        "--floor for every layer)",
         "layer 5 FC(in=5, 10) on 256 values: in=5 does not match the 256 values it receives; "
         "use FC(10) to infer it or in=256",
     )

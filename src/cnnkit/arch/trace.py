@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from cnnkit.arch.specs import Architecture, LayerSpec
-from cnnkit.errors import CnnkitError, ShapeError
+from cnnkit.errors import CnnkitError, ConfigError, ShapeError
 from cnnkit.nn import probe
 from cnnkit.nn.parameter import making_meta, meta_parameters
 from cnnkit.shapes import LETTERS
@@ -80,12 +80,23 @@ def make_layer(spec: LayerSpec, input_shape, *, rng=None, dtype=np.float32, over
         kwargs["rng"] = rng
     if "dtype" in accepted:
         kwargs["dtype"] = dtype
-    layer = cls(**kwargs)
+    try:
+        layer = cls(**kwargs)
+    except CnnkitError:
+        raise
+    except Exception as error:  # a user's __init__ refusing its settings: located, one line
+        raise ConfigError(
+            f"{cls.__name__}({_settings(kwargs)}) raised {type(error).__name__}: {error}"
+        ) from None
     dtype = np.dtype(dtype)
     if any(module.dtype != dtype for module in layer.modules()):
         layer.to(dtype)  # children a layer makes in __init__ too
     probe.build_once(layer, tuple(input_shape))
     return layer
+
+
+def _settings(kwargs: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k not in ("rng", "dtype"))
 
 
 def trace(arch: Architecture, *, floor: bool = False) -> Trace:
@@ -220,7 +231,10 @@ def _window_problem(label, spec: LayerSpec, window, input_hw, floor: bool) -> tu
     where = "" if len(problems) == 2 or input_hw[0] == input_hw[1] else f"{first.axis}: "
     advice = f"; use {' or '.join(fixes)}" if fixes else ""
     if not first.too_large and not floor:
-        advice += f"{',' if fixes else ';'} or --floor (-> {first.floor_output}, as PyTorch)"
+        advice += (
+            f"{',' if fixes else ';'} or round=floor (-> {first.floor_output}, as PyTorch; "
+            "--floor for every layer)"
+        )
     fatal = any(problem.too_large for problem in problems)
     return f"{label} on {input_hw[0]}x{input_hw[1]}: {where}{first.describe()}{advice}", fatal
 

@@ -199,4 +199,3 @@ def _wrong_gradient(layer, dx, shape) -> ShapeError:
         f"{type(layer).__name__}: backward returned dx of {got}, but its input had shape "
         f"{tuple(shape)}; return the gradient of the loss for each input value, shaped like x"
     )
-

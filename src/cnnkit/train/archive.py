@@ -106,7 +106,7 @@ class Archive:
                     view[done : done + len(chunk)] = chunk
                     done += len(chunk)
                 stream.read(1)  # at the end: the zip checks the member's CRC
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as error:
             raise DataError(
                 f"{self.path}: {member.name} cannot be read ({error}); {_FIX}"
             ) from None
@@ -131,7 +131,14 @@ def open_archive(path: Path) -> Archive:
                 "file (RUN_DIR/best.npz or last.npz)"
             )
         zip_file = zipfile.ZipFile(stream)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as error:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        NotImplementedError,
+    ) as error:
         stream.close()
         raise DataError(
             f"{path}: not a readable cnnkit checkpoint (the .npz archive is truncated or is "
@@ -209,7 +216,15 @@ def _declare(path: Path, zip_file: zipfile.ZipFile, info: zipfile.ZipInfo, size:
             reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
             shape, fortran, dtype = reader(stream, max_header_size=MAX_NPY_HEADER)
             offset = stream.tell()
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, TypeError, SyntaxError) as error:
+    except (
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        TypeError,
+        SyntaxError,
+        NotImplementedError,
+    ) as error:
         raise DataError(
             f"{path}: {name} is not a readable array ({str(error)[:200]}); {_FIX}"
         ) from None
