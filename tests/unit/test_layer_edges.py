@@ -713,3 +713,25 @@ def test_a_users_init_refusing_its_settings_is_located_in_the_string():
             cnnkit.from_spec("INPUT(1x2x2) - PICKY(k=-1)")
     finally:
         registry.unregister("PICKY")
+
+
+def test_a_wrapped_summary_row_keeps_quoted_text_as_written():
+    from cnnkit.summary.render import _wrap_layer
+
+    text = "SETTING(mode=\"a, b (c)\", k=1, other='x,y')"
+    lines = _wrap_layer(text, 16)
+    assert len(lines) > 1  # it is wrapped, between arguments only
+    assert any('mode="a, b (c)"' in line for line in lines)
+    assert any("other='x,y')" in line for line in lines)
+
+
+def test_fit_builds_a_lazy_model_and_refuses_one_that_does_not_fit_the_data():
+    data = cnnkit.load_dataset("optdigits")
+    lazy = cnnkit.Sequential(Scale(0.5), cnnkit.Flatten(), cnnkit.Linear(64, 10))
+    assert len(cnnkit.fit(lazy, data, epochs=1, batch_size=512)) == 1
+    wrong = cnnkit.Sequential(cnnkit.Flatten(), cnnkit.Linear(64, 7))
+    with pytest.raises(ShapeError, match=r"output is 7 per image but the data has 10 classes"):
+        cnnkit.fit(wrong, data, epochs=1)
+    too_big = cnnkit.Sequential(cnnkit.Flatten(), cnnkit.Linear(784, 10))
+    with pytest.raises(ShapeError, match=r"^layer 1 "):
+        cnnkit.fit(too_big, data, epochs=1)

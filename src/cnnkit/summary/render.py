@@ -115,7 +115,7 @@ def _wrap_layer(text: str, size: int) -> list[str]:
     after commas (continuation lines start with one space)."""
     if len(text) <= size:
         return [text]
-    pieces = [piece + "," for piece in text.replace(", ", ",").split(",")]
+    pieces = [piece + "," for piece in _split_arguments(text)]
     pieces[-1] = pieces[-1][:-1]
     lines = [""]
     for piece in pieces:
@@ -123,6 +123,25 @@ def _wrap_layer(text: str, size: int) -> list[str]:
             lines.append(" ")
         lines[-1] += piece
     return lines
+
+
+def _split_arguments(text: str) -> list[str]:
+    """``text`` cut at the commas between arguments (and the space after them), never inside
+    quoted text, which stays exactly as written."""
+    pieces, start, quote, i = [], 0, None, 0
+    while i < len(text):
+        char = text[i]
+        if quote is not None:
+            if char == "\\":
+                i += 1  # an escaped character, whatever it is
+            quote = None if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == ",":
+            pieces.append(text[start:i])
+            start = i + 1 + (text[i + 1 : i + 2] == " ")
+        i += 1
+    return [*pieces, text[start:]]
 
 
 def _widths(cells: list[list[str]], width: int) -> list[int]:

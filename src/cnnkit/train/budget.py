@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit.data.memory import available_memory, describe_bytes
-from cnnkit.errors import CnnkitError, ConfigError, TrainingError
+from cnnkit.errors import CnnkitError, ConfigError, ShapeError, TrainingError
+from cnnkit.nn import probe
 from cnnkit.nn.layer import Layer
 from cnnkit.summary import summarize
 
@@ -78,3 +79,18 @@ def check_backward(model) -> None:
                 f"layer {index} {type(layer).__name__}: defines no backward(dy), so the model "
                 "cannot be trained; give the layer a backward (see docs/write-your-own-layer.md)"
             )
+
+
+def check_shapes(model, input_shape, classes: int) -> None:
+    """Build what is still lazy with the data's image shape and check that the model gives one
+    score per class: a model that does not fit the data is refused before training, its
+    layer named."""
+    probe.build_once(model, (1, *input_shape))
+    output = tuple(model.output_shape((1, *input_shape)))
+    if output != (1, classes):
+        shown = "x".join(map(str, output[1:]))
+        raise ShapeError(
+            f"the model's output is {shown} per image but the data has {classes} classes; "
+            f"end the model with a Linear(..., {classes}) (FC({classes}))"
+        )
+

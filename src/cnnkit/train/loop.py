@@ -130,6 +130,7 @@ def fit(
     """
     recipe = replace(recipe or Recipe(), **settings)
     budget.check_backward(model)
+    budget.check_shapes(model, data.input_shape, len(data.classes))
     budget.check_shift(recipe.augment_shift, data.input_shape)
     budget.check_batch(model, data.input_shape, recipe.batch_size, len(data.train_images))
     run = _Run(model, data, recipe, Path(run_dir) if run_dir else None, reporter or Reporter())
