@@ -93,4 +93,3 @@ def check_shapes(model, input_shape, classes: int) -> None:
             f"the model's output is {shown} per image but the data has {classes} classes; "
             f"end the model with a Linear(..., {classes}) (FC({classes}))"
         )
-
