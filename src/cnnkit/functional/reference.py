@@ -193,3 +193,37 @@ def relu_forward(x, workspace=None):
 def relu_backward(dy, passes, workspace=None):
     xp = get_array_module(dy)
     return xp.where(passes, dy, xp.zeros((), dy.dtype))
+
+
+def leaky_relu_forward(x, negative_slope, workspace=None):
+    """x where x > 0, negative_slope * x elsewhere (PyTorch's: the slope applies at 0 too)."""
+    xp = get_array_module(x)
+    passes = x > 0
+    return xp.where(passes, x, x * x.dtype.type(negative_slope)), passes
+
+
+def leaky_relu_backward(dy, passes, negative_slope, workspace=None):
+    xp = get_array_module(dy)
+    return xp.where(passes, dy, dy * dy.dtype.type(negative_slope))
+
+
+def sigmoid_forward(x, workspace=None):
+    """1 / (1 + e^-x), from e^-|x| so that no exponential overflows; kept for backward."""
+    xp = get_array_module(x)
+    small = xp.exp(-xp.abs(x))  # in (0, 1]
+    one = x.dtype.type(1)
+    return xp.where(x >= 0, one / (one + small), small / (one + small))
+
+
+def sigmoid_backward(dy, y, workspace=None):
+    """d sigmoid / dx = y (1 - y)."""
+    return dy * y * (y.dtype.type(1) - y)
+
+
+def tanh_forward(x, workspace=None):
+    return get_array_module(x).tanh(x)
+
+
+def tanh_backward(dy, y, workspace=None):
+    """d tanh / dx = 1 - y^2."""
+    return dy * (y.dtype.type(1) - y * y)

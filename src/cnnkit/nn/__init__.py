@@ -5,7 +5,7 @@ registers them all. A user's layer is one class that subclasses :class:`Layer` a
 itself the same way.
 """
 
-from cnnkit.nn.activation import ReLU
+from cnnkit.nn.activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from cnnkit.nn.containers import Sequential
 from cnnkit.nn.conv import Conv2d
 from cnnkit.nn.layer import Layer
@@ -24,12 +24,15 @@ __all__ = [
     "CrossEntropyLoss",
     "Flatten",
     "Layer",
+    "LeakyReLU",
     "Linear",
     "MaxPool2d",
     "Normalize",
     "Parameter",
     "ReLU",
     "Sequential",
+    "Sigmoid",
+    "Tanh",
     "enable_grad",
     "no_grad",
     "register_layer",

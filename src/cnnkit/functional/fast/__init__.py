@@ -16,6 +16,14 @@ from cnnkit.functional.fast.pool import (
     max_pool2d_backward,
     max_pool2d_forward,
 )
+from cnnkit.functional.reference import (  # element-wise NumPy is already one pass each
+    leaky_relu_backward,
+    leaky_relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+    tanh_backward,
+    tanh_forward,
+)
 
 NAME = "fast"
 
@@ -25,10 +33,16 @@ __all__ = [
     "avg_pool2d_forward",
     "conv2d_backward",
     "conv2d_forward",
+    "leaky_relu_backward",
+    "leaky_relu_forward",
     "linear_backward",
     "linear_forward",
     "max_pool2d_backward",
     "max_pool2d_forward",
     "relu_backward",
     "relu_forward",
+    "sigmoid_backward",
+    "sigmoid_forward",
+    "tanh_backward",
+    "tanh_forward",
 ]
