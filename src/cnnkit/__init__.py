@@ -36,6 +36,7 @@ from cnnkit.errors import (
 from cnnkit.functional.engine import engine_name, use_engine
 from cnnkit.gradients import gradcheck
 from cnnkit.nn import (
+    AdaptiveAvgPool2d,
     AvgPool2d,
     Conv2d,
     CrossEntropyLoss,
@@ -63,6 +64,7 @@ __all__ = [
     "SGD",
     "Adam",
     "AdamW",
+    "AdaptiveAvgPool2d",
     "Architecture",
     "AvgPool2d",
     "CnnkitError",

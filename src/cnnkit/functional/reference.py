@@ -227,3 +227,36 @@ def tanh_forward(x, workspace=None):
 def tanh_backward(dy, y, workspace=None):
     """d tanh / dx = 1 - y^2."""
     return dy * (y.dtype.type(1) - y * y)
+
+
+def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's windows of an adaptive pool on one axis: output i averages input rows
+    floor(i * size / out) up to ceil((i + 1) * size / out) (they overlap when out does not
+    divide size: 7 -> 3 reads rows 0-2, 2-4, 4-6)."""
+    return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
+
+
+def adaptive_avg_pool2d_forward(x, output_size, workspace=None):
+    """The mean of each adaptive window (see :func:`adaptive_windows`), per depth slice."""
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    rows, cols = adaptive_windows(h, output_size[0]), adaptive_windows(w, output_size[1])
+    y = xp.empty((n, c, len(rows), len(cols)), x.dtype)
+    for i, (top, bottom) in enumerate(rows):
+        for j, (left, right) in enumerate(cols):
+            y[:, :, i, j] = x[:, :, top:bottom, left:right].mean(axis=(2, 3))
+    return y, x.shape
+
+
+def adaptive_avg_pool2d_backward(dy, input_shape, workspace=None):
+    """Each output's gradient shared equally by the inputs of its window (added up where
+    windows overlap)."""
+    xp = get_array_module(dy)
+    _, _, h, w = input_shape
+    dx = xp.zeros(input_shape, dy.dtype)
+    rows, cols = adaptive_windows(h, dy.shape[2]), adaptive_windows(w, dy.shape[3])
+    for i, (top, bottom) in enumerate(rows):
+        for j, (left, right) in enumerate(cols):
+            share = dy[:, :, i, j] / dy.dtype.type((bottom - top) * (right - left))
+            dx[:, :, top:bottom, left:right] += share[:, :, None, None]
+    return dx

@@ -6,6 +6,7 @@ itself the same way.
 """
 
 from cnnkit.nn.activation import LeakyReLU, ReLU, Sigmoid, Tanh
+from cnnkit.nn.adaptive import AdaptiveAvgPool2d
 from cnnkit.nn.containers import Sequential
 from cnnkit.nn.conv import Conv2d
 from cnnkit.nn.layer import Layer
@@ -19,6 +20,7 @@ from cnnkit.nn.registry import register_layer
 from cnnkit.nn.reshape import Flatten
 
 __all__ = [
+    "AdaptiveAvgPool2d",
     "AvgPool2d",
     "Conv2d",
     "CrossEntropyLoss",

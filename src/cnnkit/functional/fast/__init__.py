@@ -16,7 +16,9 @@ from cnnkit.functional.fast.pool import (
     max_pool2d_backward,
     max_pool2d_forward,
 )
-from cnnkit.functional.reference import (  # element-wise NumPy is already one pass each
+from cnnkit.functional.reference import (  # one NumPy pass each already: nothing to tune
+    adaptive_avg_pool2d_backward,
+    adaptive_avg_pool2d_forward,
     leaky_relu_backward,
     leaky_relu_forward,
     sigmoid_backward,
@@ -29,6 +31,8 @@ NAME = "fast"
 
 __all__ = [
     "NAME",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_avg_pool2d_forward",
     "avg_pool2d_backward",
     "avg_pool2d_forward",
     "conv2d_backward",
