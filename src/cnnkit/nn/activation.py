@@ -103,21 +103,29 @@ class LeakyReLU(_Elementwise):
         )
 
 
-@register_layer("SIGMOID")
-class Sigmoid(_Elementwise):
-    """1 / (1 + e^-x), into (0, 1) (``torch.nn.Sigmoid``)."""
+class _Smooth(_Elementwise):
+    """An activation whose backward needs only its output y (Sigmoid, Tanh): the engine's
+    ``<function>_forward(x)`` and ``<function>_backward(dy, y)``."""
 
     keeps_output = True
+    function = ""
 
     def forward(self, x):
         engine = current()
-        y = engine.sigmoid_forward(self._checked(x))
+        y = getattr(engine, f"{self.function}_forward")(self._checked(x))
         keep(self._local.call, engine, y)
         return y
 
     def backward(self, dy):
         engine, y = self._local.call.saved
-        return engine.sigmoid_backward(dy, y)
+        return getattr(engine, f"{self.function}_backward")(dy, y)
+
+
+@register_layer("SIGMOID")
+class Sigmoid(_Smooth):
+    """1 / (1 + e^-x), into (0, 1) (``torch.nn.Sigmoid``)."""
+
+    function = "sigmoid"
 
     def explain(self, input_shape) -> str:
         return (
@@ -127,20 +135,10 @@ class Sigmoid(_Elementwise):
 
 
 @register_layer("TANH")
-class Tanh(_Elementwise):
+class Tanh(_Smooth):
     """tanh(x), into (-1, 1) (``torch.nn.Tanh``)."""
 
-    keeps_output = True
-
-    def forward(self, x):
-        engine = current()
-        y = engine.tanh_forward(self._checked(x))
-        keep(self._local.call, engine, y)
-        return y
-
-    def backward(self, dy):
-        engine, y = self._local.call.saved
-        return engine.tanh_backward(dy, y)
+    function = "tanh"
 
     def explain(self, input_shape) -> str:
         return (
