@@ -27,6 +27,7 @@ from cnnkit.shapes.formula import (
     output_hw,
     output_size,
     padding_sides,
+    span,
     units,
     unshared_parameter_count,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "output_size",
     "padding_sides",
     "solutions",
+    "span",
     "units",
     "unshared_parameter_count",
 ]

@@ -38,14 +38,23 @@ def units(size: int, kernel: int, stride: int = 1, padding: Padding = 0) -> int:
     return (size + before + after - kernel) // stride + 1
 
 
-def formula(size: int, kernel: int, stride: int, padding: Padding) -> str:
+def span(kernel: int, dilation: int = 1) -> int:
+    """The input extent of a window of ``kernel`` taps ``dilation`` apart: d(F - 1) + 1."""
+    return dilation * (kernel - 1) + 1
+
+
+def formula(size: int, kernel: int, stride: int, padding: Padding, dilation: int = 1) -> str:
     """The formula with the numbers in: ``(10 - 3 + 2*0)/2 + 1``.
 
     Asymmetric padding (``(before, after)``, as from ``padding="same"`` with an even filter) is
-    written ``(8 - 4 + 1 + 2)/1 + 1``.
+    written ``(8 - 4 + 1 + 2)/1 + 1``. A dilated window (taps ``dilation`` apart) spans
+    d(F - 1) + 1 inputs: ``(32 + 2*2 - 2*(3 - 1) - 1)/1 + 1``, PyTorch's
+    (I + 2P - d(F - 1) - 1)/S + 1.
     """
     before, after = padding_sides(padding)
     pad_text = f"2*{before}" if before == after else f"{before} + {after}"
+    if dilation != 1:
+        return f"({size} + {pad_text} - {dilation}*({kernel} - 1) - 1)/{stride} + 1"
     return f"({size} - {kernel} + {pad_text})/{stride} + 1"
 
 
@@ -86,44 +95,55 @@ class AxisProblem:
     padding: tuple[int, int]
     window: str = "filter"
     fixes: tuple[Fix, ...] = field(default=())
+    dilation: int = 1
 
     @property
     def padded_size(self) -> int:
         return self.size + sum(self.padding)
 
     @property
+    def span(self) -> int:
+        """The input extent of one window: d(F - 1) + 1 (F when not dilated)."""
+        return span(self.kernel, self.dilation)
+
+    @property
     def too_large(self) -> bool:
         """The window does not fit into the padded input even once."""
-        return self.kernel > self.padded_size
+        return self.span > self.padded_size
 
     @property
     def exact(self) -> float:
-        return (self.padded_size - self.kernel) / self.stride + 1
+        return (self.padded_size - self.span) / self.stride + 1
 
     @property
     def exact_text(self) -> str:
         """:attr:`exact` as text that never shows a non-whole number as whole."""
-        return exact_text(self.padded_size - self.kernel, self.stride)
+        return exact_text(self.padded_size - self.span, self.stride)
 
     @property
     def floor_output(self) -> int:
-        return (self.padded_size - self.kernel) // self.stride + 1
+        return (self.padded_size - self.span) // self.stride + 1
 
     @property
     def dropped(self) -> int:
         """Rows or columns of the padded input that ``rounding="floor"`` never reads."""
-        return (self.padded_size - self.kernel) % self.stride
+        return (self.padded_size - self.span) % self.stride
 
     def describe(self) -> str:
         """The arithmetic and the verdict, without fixes."""
         if self.too_large:
             before, after = self.padding
             pad_text = f"2*{before}" if before == after else f"{before} + {after}"
+            wide = (
+                f"{self.kernel}-wide"
+                if self.dilation == 1
+                else f"{self.kernel}-tap, dilation-{self.dilation} ({self.span}-wide)"
+            )
             return (
-                f"the {self.kernel}-wide {self.window} is larger than the padded input "
+                f"the {wide} {self.window} is larger than the padded input "
                 f"({self.size} + {pad_text} = {self.padded_size})"
             )
-        arithmetic = formula(self.size, self.kernel, self.stride, self.padding)
+        arithmetic = formula(self.size, self.kernel, self.stride, self.padding, self.dilation)
         return f"{arithmetic} = {self.exact_text} is not a whole number"
 
     def advice(self, *, letters: bool = False) -> str:
@@ -151,28 +171,46 @@ class AxisProblem:
 
 
 def _fixes(
-    size: int, kernel: int, stride: int, padding: tuple[int, int], max_padding: int | None
+    size: int,
+    kernel: int,
+    stride: int,
+    padding: tuple[int, int],
+    max_padding: int | None,
+    dilation: int = 1,
 ) -> tuple[Fix, ...]:
     """One fix per hyperparameter (the nearest feasible value), changing only that one; found
-    by arithmetic (:mod:`cnnkit.shapes.search`), so huge sizes answer as fast as small ones."""
+    by arithmetic (:mod:`cnnkit.shapes.search`), so huge sizes answer as fast as small ones.
+    A dilated window is fixed by its padding or stride (a filter size is not offered)."""
     before, after = padding
     fixes: list[Fix] = []
+    if dilation != 1:
+        return _extent_fixes(size, span(kernel, dilation), stride, padding, max_padding)
     if before == after:
         limit = max(before + stride, kernel) if max_padding is None else max_padding
         best = nearest_symmetric_padding(size, kernel, stride, before, limit)
         if best is not None:
             fixes.append(Fix("padding", best, (size + 2 * best - kernel) // stride + 1))
     padded = size + before + after
-    span = padded - kernel
-    if span > 0:  # span 0 fits any stride: there is nothing to fix
-        best = nearest_divisor(span, stride, exclude=stride)
+    left = padded - kernel
+    if left > 0:  # 0 fits any stride: there is nothing to fix
+        best = nearest_divisor(left, stride, exclude=stride)
         if best is not None:
-            fixes.append(Fix("stride", best, span // best + 1))
+            fixes.append(Fix("stride", best, left // best + 1))
     lowest = 1 if max_padding is None else max(1, 2 * max(before, after))
     best = nearest_in_progression(padded % stride, stride, lowest, padded, kernel, exclude=kernel)
     if best is not None:
         fixes.append(Fix("kernel_size", best, (padded - best) // stride + 1))
     return tuple(fixes)
+
+
+def _extent_fixes(size, extent, stride, padding, max_padding) -> tuple[Fix, ...]:
+    """Padding and stride fixes for a window spanning ``extent`` inputs."""
+    found = [
+        fix
+        for fix in _fixes(size, extent, stride, padding, max_padding)
+        if fix.name != "kernel_size"
+    ]
+    return tuple(found)
 
 
 def axis_problem(
@@ -185,17 +223,20 @@ def axis_problem(
     rounding: str = "strict",
     window: str = "filter",
     max_padding: int | None = None,
+    dilation: int = 1,
 ) -> AxisProblem | None:
     """Check one axis; ``None`` when it fits, else the problem with its arithmetic and fixes.
 
     ``max_padding`` bounds padding fixes (pooling windows allow at most half the window).
+    ``dilation`` spaces the window's taps: it then spans d(F - 1) + 1 inputs.
     """
     sides = padding_sides(padding)
     padded = size + sum(sides)
-    if kernel <= padded and (rounding == "floor" or (padded - kernel) % stride == 0):
+    extent = span(kernel, dilation)
+    if extent <= padded and (rounding == "floor" or (padded - extent) % stride == 0):
         return None
-    fixes = _fixes(size, kernel, stride, sides, max_padding)
-    return AxisProblem(axis, size, kernel, stride, sides, window, fixes)
+    fixes = _fixes(size, kernel, stride, sides, max_padding, dilation)
+    return AxisProblem(axis, size, kernel, stride, sides, window, fixes, dilation)
 
 
 def output_size(
@@ -221,6 +262,7 @@ def output_hw(
     rounding: str = "strict",
     window: str = "filter",
     max_padding: tuple[int, int] | None = None,
+    dilation: tuple[int, int] = (1, 1),
 ) -> tuple[int, int]:
     """Output (height, width) of a window sliding over ``input_hw``, or one :class:`ShapeError`.
 
@@ -239,6 +281,7 @@ def output_hw(
             rounding=rounding,
             window=window,
             max_padding=None if max_padding is None else max_padding[index],
+            dilation=dilation[index],
         )
         if problem is not None:
             problems.append(problem)
@@ -250,7 +293,7 @@ def output_hw(
         error.problems = tuple(problems)
         raise error
     return tuple(  # type: ignore[return-value]
-        units(input_hw[i], kernel[i], stride[i], padding[i]) for i in range(2)
+        units(input_hw[i], span(kernel[i], dilation[i]), stride[i], padding[i]) for i in range(2)
     )
 
 

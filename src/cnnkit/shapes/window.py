@@ -13,6 +13,7 @@ from cnnkit.shapes.formula import (
     exact_text,
     formula,
     output_hw,
+    span,
     units,
 )
 
@@ -31,8 +32,9 @@ class Field:
     offset: Pair = (0, 0)
 
     def through(self, kernel: Pair, stride: Pair, before: Pair) -> Field:
-        """After a window of ``kernel`` moved by ``stride`` over input padded by ``before``
-        (top, left): r = r + (F - 1)*j, O = O + P*j, j = j*S."""
+        """After a window spanning ``kernel`` inputs (d(F - 1) + 1 when dilated) moved by
+        ``stride`` over input padded by ``before`` (top, left): r = r + (F - 1)*j, O = O + P*j,
+        j = j*S."""
         return Field(
             tuple(r + (k - 1) * j for r, k, j in zip(self.size, kernel, self.jump, strict=True)),
             tuple(j * s for j, s in zip(self.jump, stride, strict=True)),
@@ -51,10 +53,16 @@ class Window:
     rounding: str = "strict"
     kind: str = "filter"  # "filter" (CONV) or "window" (POOL), for messages
     max_padding: Pair | None = None  # pooling: at most half the window
+    dilation: Pair = (1, 1)  # taps d apart: a window spans d(F - 1) + 1 inputs
 
     @property
     def before(self) -> Pair:
         return (self.sides[0][0], self.sides[1][0])
+
+    @property
+    def spans(self) -> Pair:
+        """The input extent of one window per axis: d(F - 1) + 1."""
+        return tuple(span(k, d) for k, d in zip(self.kernel, self.dilation, strict=True))
 
     def output_hw(self, owner, input_hw, *, rounding: str | None = None) -> Pair:
         """(OH, OW), or one ShapeError with the arithmetic and fixes naming ``owner``."""
@@ -67,30 +75,40 @@ class Window:
             rounding=rounding or self.rounding,
             window=self.kind,
             max_padding=self.max_padding,
+            dilation=self.dilation,
         )
 
     def floor_hw(self, input_hw) -> Pair:
         return tuple(  # type: ignore[return-value]
             units(size, k, s, p)
-            for size, k, s, p in zip(input_hw, self.kernel, self.stride, self.sides, strict=True)
+            for size, k, s, p in zip(input_hw, self.spans, self.stride, self.sides, strict=True)
         )
 
     def problems(self, input_hw, *, floor: bool = False) -> list[AxisProblem]:
         """What does not fit along each axis (empty when everything does)."""
         found = []
         limits = self.max_padding or (None, None)
-        for axis, size, k, s, sides, limit in zip(
+        for axis, size, k, s, sides, limit, d in zip(
             ("height", "width"),
             input_hw,
             self.kernel,
             self.stride,
             self.sides,
             limits,
+            self.dilation,
             strict=True,
         ):
             rounding = "floor" if floor else self.rounding
             problem = axis_problem(
-                axis, size, k, s, sides, rounding=rounding, window=self.kind, max_padding=limit
+                axis,
+                size,
+                k,
+                s,
+                sides,
+                rounding=rounding,
+                window=self.kind,
+                max_padding=limit,
+                dilation=d,
             )
             if problem is not None:
                 found.append(problem)
@@ -101,20 +119,20 @@ class Window:
         result written ``4.5 -> 4 (floor)``."""
         rounding = "floor" if floor or self.rounding == "floor" else "strict"
         axes = []
-        for size, k, s, sides, result in zip(
-            input_hw, self.kernel, self.stride, self.sides, output_hw, strict=True
+        for size, k, s, sides, result, d in zip(
+            input_hw, self.kernel, self.stride, self.sides, output_hw, self.dilation, strict=True
         ):
-            span = size + sum(sides) - k
-            exact = exact_text(span, s)
-            value = str(result) if span % s == 0 else f"{exact} -> {result} ({rounding})"
-            axes.append(f"{formula(size, k, s, sides)} = {value}")
+            left = size + sum(sides) - span(k, d)
+            exact = exact_text(left, s)
+            value = str(result) if left % s == 0 else f"{exact} -> {result} ({rounding})"
+            axes.append(f"{formula(size, k, s, sides, d)} = {value}")
         return axes[0] if axes[0] == axes[1] else f"H: {axes[0]}, W: {axes[1]}"
 
     def unread_notes(self, input_hw) -> tuple[str, ...]:
         """Which padded rows and columns floor rounding never reads."""
         notes = []
         for axis, size, k, s, sides in zip(
-            ("rows", "columns"), input_hw, self.kernel, self.stride, self.sides, strict=True
+            ("rows", "columns"), input_hw, self.spans, self.stride, self.sides, strict=True
         ):
             padded = size + sum(sides)
             if padded >= k and (padded - k) % s:
@@ -125,7 +143,7 @@ class Window:
         return tuple(notes)
 
     def field_after(self, field: Field) -> Field:
-        return field.through(self.kernel, self.stride, self.before)
+        return field.through(self.spans, self.stride, self.before)
 
     @property
     def taps(self) -> int:
