@@ -171,7 +171,7 @@ def test_summary_formats(capsys):
     spec = "INPUT(1x28x28) - CONV(D=6, F=5, P=2) - RELU - POOL(F=2) - FC(10)"
     assert cli.main(["summary", spec, "--format", "json", "--batch", "64"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["schema"] == "cnnkit.summary/2" and data["batch"] == 64
+    assert data["schema"] == "cnnkit.summary/3" and data["batch"] == 64
     assert [row["output"] for row in data["rows"]] == [
         "28x28x6",
         "28x28x6",

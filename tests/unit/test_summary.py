@@ -363,7 +363,7 @@ def test_json_is_stable_and_documented(alexnet):
     text = alexnet.to_json()
     assert text == summarize(parse("alexnet")).to_json()
     data = json.loads(text)
-    assert data["schema"] == SCHEMA == "cnnkit.summary/2"
+    assert data["schema"] == SCHEMA == "cnnkit.summary/3"
     assert data["input_shape"] == [3, 227, 227] and data["batch"] == 1
     assert data["dtype_bytes"] == 4 and data["floor"] is False
     assert data["architecture"] == parse("alexnet").text()

@@ -13,7 +13,15 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit.arch.grammar import SpecError
-from cnnkit.arch.specs import FLATTEN, Architecture, InputSpec, LayerSpec, parse, reread
+from cnnkit.arch.specs import (
+    FLATTEN,
+    Architecture,
+    InputSpec,
+    LayerSpec,
+    is_branch,
+    parse,
+    reread,
+)
 from cnnkit.arch.trace import Step, make_layer, trace
 from cnnkit.errors import CnnkitError, ConfigError, ShapeError
 from cnnkit.nn import probe, registry
@@ -64,7 +72,7 @@ def architecture_of(model, input_shape: tuple[int, int, int] | None = None) -> A
         config = layer.spec_config()
         args = _registered_args(layer)
         values = tuple(
-            (arg.name, config[arg.name])
+            (arg.name, _branch_entries(config[arg.name]) if is_branch(arg) else config[arg.name])
             for arg in args
             if arg.name in config and (arg.key is not None or arg.infer is None)
         )
@@ -77,6 +85,14 @@ def architecture_of(model, input_shape: tuple[int, int, int] | None = None) -> A
         raise ShapeError(f"input_shape must be (C, H, W), got {tuple(shape)}")
     arch = Architecture(InputSpec(*shape) if shape else None, tuple(specs))
     return _drop_inferable(arch)
+
+
+def _branch_entries(branch) -> tuple[LayerSpec, ...] | None:
+    """A branch (a layer or a Sequential of layers) as its layers' entries; a problem inside
+    names its place."""
+    if branch is None:
+        return None
+    return architecture_of(branch).layers
 
 
 def _written(spec: LayerSpec, layer, index: int) -> LayerSpec:

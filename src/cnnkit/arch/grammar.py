@@ -5,7 +5,9 @@
 Case-insensitive, spaces optional. A call is ``NAME`` or ``NAME(arg, key=value, ...)``; values
 are whole numbers, decimals (``0.5``, ``1e-3``, ``-1``), names (``same``, ``true``,
 ``none``), quoted text (``"soft clip"``), sizes ``HxW`` and tuples (``(0.1, 0.2, 0.3)``,
-``(5,)``, ``()``). ``[ ... ] x N`` repeats a group. Which names are layers,
+``(5,)``, ``()``). ``[ ... ] x N`` repeats a group. A layer with branches writes them in
+brackets right after its name, apart by ``|``: ``RES[CONV(D=8, F=3, P=1) - RELU | CONV(D=8,
+F=1)]`` (groups and repetition work inside). Which names are layers,
 and what their arguments mean, is the registry's business (:mod:`cnnkit.arch.architecture`).
 """
 
@@ -31,7 +33,7 @@ _TOKEN = re.compile(
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<string>"[^"]*"|'[^']*')
   | (?P<arrow>->|→)
-  | (?P<punct>[()\[\],=*×-])
+  | (?P<punct>[()\[\],=*×|-])
     """,
     re.VERBOSE | re.IGNORECASE,
 )
@@ -92,6 +94,7 @@ class Call:
     name: str  # upper case, as written
     column: int
     args: tuple[Arg, ...]
+    branches: tuple[tuple[Call, ...], ...] | None = None  # RES[a - b | c]: ((a, b), (c,))
 
 
 def literal(token: Token):
@@ -164,7 +167,19 @@ class Parser:
             raise self.expected(f"a layer ({self.layer_names}) or '['")
         name = self.advance()
         args = self.arguments() if self.accept("(") else ()
-        return [Call(name.text.upper(), name.start + 1, args)]
+        branches = self.branches(depth) if self.accept("[") else None
+        return [Call(name.text.upper(), name.start + 1, args, branches)]
+
+    def branches(self, depth: int) -> tuple[tuple[Call, ...], ...]:
+        """``[a - b | c]`` right after a layer's name: its branches, apart by ``|``."""
+        if depth >= MAX_DEPTH:
+            raise SpecError(self.tokens[self.position - 1].start + 1, "branches nest too deep")
+        found = [tuple(self.sequence(depth + 1))]
+        while self.accept("|"):
+            found.append(tuple(self.sequence(depth + 1)))
+        if not self.accept("]"):
+            raise self.expected("'-', '|' or ']'")
+        return tuple(found)
 
     def repeat_count(self) -> int:
         """``x 3``, ``x3``, ``* 3`` or ``× 3`` after a group's ``]``."""

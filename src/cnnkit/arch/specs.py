@@ -67,18 +67,34 @@ class LayerSpec:
         return arguments_of(self.base_class)
 
     def text(self) -> str:
-        """``CONV(D=96, F=11, S=4, P=0)``: the canonical form."""
+        """``CONV(D=96, F=11, S=4, P=0)``: the canonical form; a layer with branches writes
+        them in brackets, ``RES[CONV(D=8, F=3, S=1, P=1) - RELU | CONV(D=8, F=1, S=1, P=0)]``."""
         config = dict(self.config)
         parts = []
+        branches = [
+            arg.kind.text(config[arg.name])
+            for arg in self.args
+            if is_branch(arg) and config.get(arg.name) is not None
+        ]
         for arg in self.args:
-            if arg.key is None or arg.name not in config:
+            if arg.key is None or arg.name not in config or is_branch(arg):
                 continue
             value = config[arg.name]
             if arg.infer is None and not arg.always and _same(value, _default(arg, config)):
                 continue
             shown = arg.kind.text(value)
             parts.append(shown if arg.positional else f"{arg.key}={shown}")
-        return f"{self.keyword}({', '.join(parts)})" if parts else self.keyword
+        text = f"{self.keyword}({', '.join(parts)})" if parts else self.keyword
+        return text + (f"[{' | '.join(branches)}]" if branches else "")
+
+    def branches(self) -> list[tuple[str, tuple[LayerSpec, ...]]]:
+        """(argument name, its layers' entries) of every branch given (RES: body, shortcut)."""
+        config = dict(self.config)
+        return [
+            (arg.name, config[arg.name])
+            for arg in self.args
+            if is_branch(arg) and config.get(arg.name) is not None
+        ]
 
     def without(self, name: str) -> LayerSpec:
         return replace(self, config=tuple(item for item in self.config if item[0] != name))
@@ -106,6 +122,11 @@ class Architecture:
 
     def with_input(self, shape: tuple[int, int, int] | None) -> Architecture:
         return self if shape is None else replace(self, input=InputSpec(*shape))
+
+
+def is_branch(arg: Arg) -> bool:
+    """An argument written as a bracketed branch of layers (RES's body and shortcut)."""
+    return getattr(arg.kind, "branch", False)
 
 
 def _default(arg: Arg, config: dict):
@@ -197,7 +218,9 @@ def layer_spec(call: Call, *, implied: bool = False) -> LayerSpec:
         raise SpecError(call.column, _unknown(call.name))
     keyword, cls, preset = found
     args = arguments_of(cls)
-    given = _assign(call, args, preset)
+    given = _branches(call, args)
+    plain = tuple(arg for arg in args if not is_branch(arg))
+    given.update(_assign(call, plain, preset))
     config: dict = {}
     for arg in args:
         if arg.name in given:
@@ -216,6 +239,24 @@ def layer_spec(call: Call, *, implied: bool = False) -> LayerSpec:
         raise SpecError(given.get(name, (None, None, call.column))[2], message)
     ordered = tuple((arg.name, config[arg.name]) for arg in args if arg.name in config)
     return LayerSpec(keyword, ordered, call.column, implied)
+
+
+def _branches(call: Call, args: tuple[Arg, ...]) -> dict:
+    """{argument name: (layer entries, text, column)} for the branches written in brackets."""
+    slots = [arg for arg in args if is_branch(arg)]
+    written = call.branches or ()
+    if written and not slots:
+        raise SpecError(call.column, f"{call.name} takes no branches in [...]")
+    if len(written) > len(slots):
+        names = " | ".join(arg.name for arg in slots)
+        raise SpecError(call.column, f"{call.name} takes at most {len(slots)} branches: [{names}]")
+    given = {}
+    for arg, calls in zip(slots, written, strict=False):
+        if not calls:
+            raise SpecError(call.column, f"{call.name}'s {arg.name} is empty")
+        entries = _with_flatten([layer_spec(item) for item in calls])
+        given[arg.name] = (entries, arg.name, calls[0].column)
+    return given
 
 
 def reread(spec: LayerSpec) -> LayerSpec:

@@ -22,6 +22,7 @@ import numpy as np
 from cnnkit.arch.specs import Architecture, LayerSpec
 from cnnkit.errors import CnnkitError, ConfigError, ShapeError
 from cnnkit.nn import probe
+from cnnkit.nn.containers import Sequential
 from cnnkit.nn.parameter import making_meta, meta_parameters
 from cnnkit.shapes import LETTERS
 
@@ -73,6 +74,8 @@ def make_layer(spec: LayerSpec, input_shape, *, rng=None, dtype=np.float32, over
     for arg in spec.args:
         if arg.infer is not None and arg.name not in config:
             config[arg.name] = arg.infer(input_shape)
+    for name, entries in spec.branches():
+        config[name] = _branch(name, entries, input_shape, rng, dtype, overrides)
     config.update(overrides or {})
     accepted = inspect.signature(cls.__init__).parameters
     kwargs = {name: value for name, value in config.items() if name in accepted}
@@ -93,6 +96,22 @@ def make_layer(spec: LayerSpec, input_shape, *, rng=None, dtype=np.float32, over
         layer.to(dtype)  # children a layer makes in __init__ too
     probe.build_once(layer, tuple(input_shape))
     return layer
+
+
+def _branch(name: str, entries, input_shape, rng, dtype, overrides):
+    """The Sequential of a branch's entries (RES's body), each built for what it receives;
+    a problem inside names its place (``body.1``). ``rounding`` overrides (``--floor``) reach
+    the layers inside that have it."""
+    layers, shape = [], tuple(input_shape)
+    for index, entry in enumerate(entries):
+        inner = {k: v for k, v in (overrides or {}).items() if k in dict(entry.config)}
+        try:
+            layer = make_layer(entry, shape, rng=rng, dtype=dtype, overrides=inner)
+            shape = tuple(layer.output_shape(shape))
+        except CnnkitError as error:
+            raise error.located(index).located(name) from None
+        layers.append(layer)
+    return Sequential(*layers)
 
 
 def _settings(kwargs: dict) -> str:

@@ -18,6 +18,7 @@ from cnnkit.nn.parameter import Parameter
 from cnnkit.nn.pool import AvgPool2d, MaxPool2d
 from cnnkit.nn.registry import register_layer
 from cnnkit.nn.reshape import Flatten
+from cnnkit.nn.residual import Residual
 
 __all__ = [
     "AdaptiveAvgPool2d",
@@ -32,6 +33,7 @@ __all__ = [
     "Normalize",
     "Parameter",
     "ReLU",
+    "Residual",
     "Sequential",
     "Sigmoid",
     "Tanh",

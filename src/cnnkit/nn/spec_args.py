@@ -235,6 +235,25 @@ class Literal(Kind):
 LITERAL = Literal()
 
 
+class Branch(Kind):
+    """A branch of layers, written in square brackets after the keyword:
+    ``RES[CONV(D=8, F=3, P=1) - RELU | CONV(D=8, F=1)]`` (branches apart by ``|``). In a
+    layer's config it is a layer (a Sequential); in an architecture, the layers' entries in
+    order (objects with ``text()``, see :mod:`cnnkit.arch.specs`); None: no branch."""
+
+    branch = True
+
+    def read(self, value, raw: str, what: str):
+        if value is None or (isinstance(value, tuple) and all(hasattr(v, "text") for v in value)):
+            return value
+        raise ArgError(f"{what} is a branch of layers, written in [...], got {raw}")
+
+    def text(self, value) -> str:
+        if value is None:
+            return "none"
+        return " - ".join(item.text() for item in value if not getattr(item, "implied", False))
+
+
 @dataclass(frozen=True)
 class Arg:
     """One argument of a layer in architecture strings (see the module docstring)."""

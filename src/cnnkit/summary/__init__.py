@@ -79,11 +79,17 @@ dtype), ``activation_bytes`` (every layer's new output for the batch: what forwa
 Transient buffers (padded copies, the matrix product before its transpose, inference-time
 im2col columns), the input batch and the loss's softmax are not counted.
 
-JSON (``Summary.to_json()``, schema ``"cnnkit.summary/2"``; keys are only ever added under a
-new schema name, never renamed; /2 added ``shared_params``, ``buffers`` and
-``unreported_cache``, and ``cache_bytes`` may be null)::
+Branches: a layer with branches (RES: body and shortcut) is one row, counting everything inside
+it, followed by one row per layer inside each branch (``depth`` 1, or more when nested, and
+``path`` as in ``state_dict`` keys: ``"2.body.0"``), shown indented under it. The totals add
+up the top-level rows only (``depth`` 0), so nothing is counted twice.
 
-    {"schema": "cnnkit.summary/2",
+JSON (``Summary.to_json()``, schema ``"cnnkit.summary/3"``; keys are only ever added under a
+new schema name, never renamed; /2 added ``shared_params``, ``buffers`` and
+``unreported_cache``, and ``cache_bytes`` may be null; /3 added ``depth``, ``path`` and
+``branches``)::
+
+    {"schema": "cnnkit.summary/3",
      "architecture": canonical architecture string (str),
      "input_shape": [C, H, W], "batch": int, "dtype_bytes": int, "floor": bool,
      "rows": [{"index": int, "layer": str (e.g. "CONV(D=96, F=11, S=4, P=0)"),
@@ -95,7 +101,8 @@ new schema name, never renamed; /2 added ``shared_params``, ``buffers`` and
                "connections": int, "fc_connections": int or null, "macs": int,
                "activation_bytes": int, "cache_bytes": int or null,
                "receptive_field": [h, w] or null, "jump": [h, w] or null,
-               "notes": [str]}, ...],
+               "notes": [str], "depth": int, "path": str,
+               "branches": [str] (names of the branches a layer has, else [])}, ...],
      "totals": {"params", "trainable_params", "non_trainable_params", "unshared_params",
                 "macs_per_example", "macs", "param_bytes", "gradient_bytes",
                 "activation_bytes", "cache_bytes", "backward_bytes", "training_bytes": int,
@@ -104,7 +111,7 @@ new schema name, never renamed; /2 added ``shared_params``, ``buffers`` and
 Row fields are per example except ``output_shape`` (N = batch). The CSV (``Summary.csv()``) has
 the row keys as its header, ``output_shape`` written ``1x96x55x55``, receptive field and jump
 split into ``receptive_field_h``, ``receptive_field_w``, ``jump_h``, ``jump_w``, notes joined
-with ``"; "``, and null written as an empty field.
+with ``"; "``, branches with spaces, and null written as an empty field.
 """
 
 from cnnkit.summary.data import CSV_FIELDS, SCHEMA, Row, Summary, Totals

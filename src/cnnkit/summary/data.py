@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from cnnkit.summary import render
 from cnnkit.summary.render import human_bytes
 
-SCHEMA = "cnnkit.summary/2"
+SCHEMA = "cnnkit.summary/3"
 DTYPE_NAMES = {2: "float16", 4: "float32", 8: "float64"}
 
 
@@ -37,6 +37,9 @@ class Row:
     receptive_field: tuple[int, int] | None
     jump: tuple[int, int] | None
     notes: tuple[str, ...] = ()
+    depth: int = 0  # 1 for a layer inside a branch of a top-level layer (RES's body), ...
+    path: str = ""  # the layer's place in state_dict keys: "2", "2.body.0"
+    branches: tuple[str, ...] = ()  # a layer with branches: their names ("body", "shortcut")
 
     def to_dict(self) -> dict:
         return {
@@ -58,6 +61,9 @@ class Row:
             "receptive_field": _listed(self.receptive_field),
             "jump": _listed(self.jump),
             "notes": list(self.notes),
+            "depth": self.depth,
+            "path": self.path,
+            "branches": list(self.branches),
         }
 
 
@@ -194,6 +200,9 @@ CSV_FIELDS = (
     "jump_h",
     "jump_w",
     "notes",
+    "depth",
+    "path",
+    "branches",
 )
 
 
@@ -219,5 +228,8 @@ def _csv_cells(row: Row) -> list:
         *field,
         *jump,
         "; ".join(row.notes),
+        row.depth,
+        row.path,
+        " ".join(row.branches),
     ]
     return ["" if cell is None else cell for cell in cells]

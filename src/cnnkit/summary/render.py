@@ -46,12 +46,24 @@ _LEGEND = (
 )
 
 
+def layer_cell(row) -> str:
+    """The layer's text; a layer whose branches follow as rows is shown by its branches'
+    names (``RES[body | shortcut]``), and a row inside a branch indented under it, led by its
+    place (``body.0``)."""
+    if row.branches:
+        return f"{row.kind}[{' | '.join(row.branches)}]"
+    if row.depth:
+        place = ".".join(row.path.split(".")[-2:])
+        return f"{'  ' * row.depth}{place} {row.layer}"
+    return row.layer
+
+
 def _main_cells(row) -> list[str]:
     rf = "all" if row.receptive_field is None else f"{_pair(row.receptive_field)}/"
     rf += "" if row.jump is None else _pair(row.jump)
     return [
-        str(row.index),
-        row.layer,
+        "" if row.depth else str(row.index),
+        layer_cell(row),
         row.output,
         f"{row.params:,}",
         f"{row.macs:,}",
@@ -164,8 +176,9 @@ def _row_lines(row, cells: list[str], widths: list[int], width: int, previous) -
     lines = [_format_line([cells[0], layer_lines[0], *cells[2:]], widths)]
     blank = [""] * len(_COLUMNS)
     for extra in layer_lines[1:]:
+        extra = "  " * row.depth + extra
         lines.append(_format_line([*blank[:1], extra, *blank[2:]], widths))
-    indent = widths[0] + len(_GAP)
+    indent = widths[0] + len(_GAP) + 2 * row.depth
     return lines + _pack(_detail_parts(row, previous), indent + 2, width)
 
 
@@ -208,8 +221,8 @@ _MD_HEAD = (
 def _markdown_row(row) -> str:
     fc = "" if row.fc_connections is None else f"{row.fc_connections:,}"
     cells = [
-        str(row.index),
-        f"`{row.layer}`",
+        "" if row.depth else str(row.index),
+        f"`{layer_cell(row)}`",
         row.output,
         _shape_text(row.output_shape),
         f"`{row.formula}`" if row.formula else "",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from cnnkit.arch.convert import (
@@ -95,14 +97,43 @@ def _rows(steps, batch: int, dtype_bytes: int, floor: bool) -> tuple[Row, ...]:
     for step in steps:
         layer = step.layer
         try:
+            entering, before = field, dict(seen)
             field = None if field is None else layer.field_after(field)
             shape = (1, *step.input_shape)
             out_bytes, kept, layout_after = layer.memory(shape, dtype_bytes, layout)
             rows.append(_row(step, batch, floor, field, seen, out_bytes, kept))
+            context = (batch, dtype_bytes, floor, entering, before, layout)
+            rows += _branch_rows(step, context, 1, str(step.index))
         except CnnkitError as error:
             raise error.located(step.index) from None
         layout = layout_after or layout
     return tuple(rows)
+
+
+def _branch_rows(step: Step, context, depth: int, path: str) -> list[Row]:
+    """One row per layer inside each branch of ``step``'s layer (none for most layers),
+    indented under it: ``path`` and ``depth`` say where. Parameters were counted in the
+    layer's own row, so the rows inside count them afresh from what the layer had seen."""
+    batch, dtype_bytes, floor, entering, seen, layout = context
+    rows: list[Row] = []
+    for name, branch in getattr(step.layer, "named_branches", list)():
+        if branch is None:
+            continue
+        field, inner_seen, inner_layout = entering, dict(seen), layout
+        for inner in live_steps(branch, step.input_shape):
+            where = f"{path}.{name}.{inner.index}"
+            inner = replace(inner, index=step.index)
+            before, start = dict(inner_seen), field
+            field = None if field is None else inner.layer.field_after(field)
+            out_bytes, kept, after = inner.layer.memory(
+                (1, *inner.input_shape), dtype_bytes, inner_layout
+            )
+            row = _row(inner, batch, floor, field, inner_seen, out_bytes, kept)
+            rows.append(replace(row, depth=depth, path=where))
+            deeper = (batch, dtype_bytes, floor, start, before, inner_layout)
+            rows += _branch_rows(inner, deeper, depth + 1, where)
+            inner_layout = after or inner_layout
+    return rows
 
 
 def _row(step: Step, batch, floor, field, seen: dict, out_bytes, kept) -> Row:
@@ -117,6 +148,8 @@ def _row(step: Step, batch, floor, field, seen: dict, out_bytes, kept) -> Row:
         names = ", ".join(name for name, _, _ in shared)
         earlier = ", ".join(sorted({str(index) for _, _, index in shared}))
         notes = (*notes, f"shares {names} with layer {earlier}")
+    branches = getattr(layer, "named_branches", list)()
+    notes = (*notes, *(f"{name}: the identity (x itself)" for name, b in branches if b is None))
     connections, fc_connections = _connections(layer, shape)
     unshared = getattr(layer, "unshared_parameters", None)
     return Row(
@@ -138,6 +171,8 @@ def _row(step: Step, batch, floor, field, seen: dict, out_bytes, kept) -> Row:
         receptive_field=None if field is None else field.size,
         jump=None if field is None else field.jump,
         notes=notes,
+        path=str(step.index),
+        branches=tuple(name for name, branch in branches if branch is not None),
     )
 
 
@@ -154,6 +189,7 @@ def _formula(layer, step: Step, floor: bool) -> str | None:
 
 
 def _totals(rows: tuple[Row, ...], steps, batch: int, dtype_bytes: int) -> Totals:
+    rows = tuple(row for row in rows if row.depth == 0)  # a branch's rows are in its layer's
     trainable = sum(row.params for row in rows)
     buffers = sum(row.buffers for row in rows)
     gradient_bytes = trainable * dtype_bytes
