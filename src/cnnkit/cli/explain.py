@@ -20,6 +20,7 @@ from cnnkit.explain.conv import (
 )
 from cnnkit.explain.equivariance import AXES, EQUIVARIANCE_DEFAULT, explain_equivariance
 from cnnkit.explain.layers import explain_layers
+from cnnkit.explain.residual import explain_residual_backprop
 from cnnkit.explain.shape import explain_shape
 from cnnkit.explain.sharing import explain_sharing, explain_sparse
 
@@ -280,12 +281,20 @@ def _add_backprop(topics) -> None:
         "--weight", type=int, nargs=2, default=(0, 0), metavar=("I", "J"), help="w[0,c,I,J]"
     )
     backprop.add_argument("--channel", type=int, default=0, help="c of w[0,c,I,J] (0)")
+    backprop.add_argument(
+        "--residual",
+        action="store_true",
+        help="through a residual block y = body(x) + x instead: dy goes down both branches",
+    )
     _json_flag(backprop)
     backprop.set_defaults(run=run_backprop)
 
 
 def run_backprop(args: argparse.Namespace) -> int:
     where = "explain backprop"
+    if args.residual:
+        _emit(explain_residual_backprop(args.input, args.seed), args)
+        return 0
     s, p = args.stride, args.padding
     oh, ow = _output_hw(where, (args.input, args.input), (args.filter, args.filter), s, p)
     x, w, b, dy = random_backprop_example(

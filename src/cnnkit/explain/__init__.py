@@ -54,6 +54,8 @@ backprop
     :func:`explain_backprop`: on a tiny conv layer, every unit's contribution
     dy[p, q] * x[region(p, q)][i, j] to one shared weight w[0, c, i, j], their sum, and the
     engine's ``weight.grad`` (and the bias: the sum of dy against ``bias.grad``).
+    ``--residual`` (:func:`explain_residual_backprop`): through a residual block
+    y = body(x) + x: dy goes down both branches, the body's dx plus dy is the block's dx.
 
 JSON (``to_dict()``; every document has ``"schema"``; keys are only added under a new schema)
 ------------------------------------------------------------------------------------------------
@@ -97,6 +99,9 @@ output values compared)}]}], ``skipped`` ([str]: layers not measured).
 ``w``, ``b``, ``dy`` (OH x OW), ``weight`` [0, c, i, j], ``terms``: [{``out`` [p, q], ``dy``,
 ``input`` [c, row, col] (padded), ``x``, ``contribution``}], ``sum``, ``weight_grad`` (engine),
 ``bias_sum``, ``bias_grad`` (engine), ``grad`` (the engine's whole weight.grad[0], C x KH x KW).
+``cnnkit.explain.residual/1``: ``source``, ``layer``, ``engine``, ``x``, ``body_out``, ``y``,
+``dy``, ``body_dx``, ``shortcut_dx``, ``dx`` (H x W lists, one channel), ``matches`` (bool:
+body_dx + shortcut_dx equals dx).
 """
 
 from cnnkit.explain._format import LINE, MAX_PRINT_CHANNELS, MAX_PRINT_SIDE, MAX_PRINT_UNITS
@@ -127,6 +132,7 @@ from cnnkit.explain.equivariance import (
     explain_equivariance,
 )
 from cnnkit.explain.layers import LayerNote, LayersExplanation, explain_layers
+from cnnkit.explain.residual import ResidualBackprop, explain_residual_backprop
 from cnnkit.explain.shape import ShapeExplanation, explain_shape
 from cnnkit.explain.sharing import (
     SharingExplanation,
@@ -157,6 +163,7 @@ __all__ = [
     "EquivarianceRow",
     "LayerNote",
     "LayersExplanation",
+    "ResidualBackprop",
     "ShapeExplanation",
     "SharingExplanation",
     "SharingLayer",
@@ -165,6 +172,7 @@ __all__ = [
     "explain_conv",
     "explain_equivariance",
     "explain_layers",
+    "explain_residual_backprop",
     "explain_shape",
     "explain_sharing",
     "explain_sparse",

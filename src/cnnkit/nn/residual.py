@@ -43,7 +43,7 @@ class Residual(Layer):
     (usually Sequentials)."""
 
     spec_args = (
-        Arg("body", None, Branch(), positional=True),
+        Arg("body", None, Branch(), positional=True, meaning="a body of layers in [...]"),
         Arg("shortcut", None, Branch(), None, positional=True),
     )
     spec_example = "RES[CONV(D=16, F=3, P=1) - BN - RELU - CONV(D=16, F=3, P=1) - BN]"
