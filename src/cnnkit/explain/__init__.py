@@ -54,6 +54,10 @@ backprop
     :func:`explain_backprop`: on a tiny conv layer, every unit's contribution
     dy[p, q] * x[region(p, q)][i, j] to one shared weight w[0, c, i, j], their sum, and the
     engine's ``weight.grad`` (and the bias: the sum of dy against ``bias.grad``).
+dropout
+    :func:`explain_dropout`: the engine's Dropout (``--2d``: Dropout2d) on small integers: the
+    mask its forward draws, out = x * mask / (1 - p), dx for dy = 1 through the same mask, the
+    mean of 10,000 forwards against x (E[out] = x), and evaluation mode returning x.
 
 JSON (``to_dict()``; every document has ``"schema"``; keys are only added under a new schema)
 ------------------------------------------------------------------------------------------------
@@ -97,6 +101,12 @@ output values compared)}]}], ``skipped`` ([str]: layers not measured).
 ``w``, ``b``, ``dy`` (OH x OW), ``weight`` [0, c, i, j], ``terms``: [{``out`` [p, q], ``dy``,
 ``input`` [c, row, col] (padded), ``x``, ``contribution``}], ``sum``, ``weight_grad`` (engine),
 ``bias_sum``, ``bias_grad`` (engine), ``grad`` (the engine's whole weight.grad[0], C x KH x KW).
+
+``cnnkit.explain.dropout/1``: ``layer``, ``p``, ``seed``, ``channel_wise`` (bool), ``scale``
+(1/(1 - p)), ``x`` (C x H x W), ``mask`` (C x H x W, 1 = kept), ``output`` (the layer's, in
+training mode), ``grad`` (the layer's backward of dy = 1), ``kept`` (int), ``samples``,
+``mean`` (of the layer's outputs over ``samples`` forwards), ``largest_error`` (max
+|mean - x|), ``eval_output`` (the layer's, in evaluation mode).
 """
 
 from cnnkit.explain._format import LINE, MAX_PRINT_CHANNELS, MAX_PRINT_SIDE, MAX_PRINT_UNITS
@@ -118,6 +128,7 @@ from cnnkit.explain.conv import (
     random_conv_example,
     write_conv_png,
 )
+from cnnkit.explain.dropout import DropoutExplanation, explain_dropout
 from cnnkit.explain.equivariance import (
     AXES,
     EQUIVARIANCE_DEFAULT,
@@ -152,6 +163,7 @@ __all__ = [
     "BackpropTerm",
     "ConvExplanation",
     "ConvUnit",
+    "DropoutExplanation",
     "EquivarianceCell",
     "EquivarianceExplanation",
     "EquivarianceRow",
@@ -163,6 +175,7 @@ __all__ = [
     "SparseExplanation",
     "explain_backprop",
     "explain_conv",
+    "explain_dropout",
     "explain_equivariance",
     "explain_layers",
     "explain_shape",
