@@ -101,3 +101,9 @@ def test_library_arguments_are_checked():
         explain_dropout(size=0)
     with pytest.raises(ConfigError, match=r"samples must be 1\.\.100000"):
         explain_dropout(samples=0)
+
+
+def test_the_topic_is_listed_in_explains_help(capsys):
+    assert cli.main(["explain"]) == 0
+    out = capsys.readouterr().out
+    assert "\n    dropout" in out and "backprop, dropout" in out
