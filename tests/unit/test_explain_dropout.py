@@ -106,4 +106,4 @@ def test_library_arguments_are_checked():
 def test_the_topic_is_listed_in_explains_help(capsys):
     assert cli.main(["explain"]) == 0
     out = capsys.readouterr().out
-    assert "\n    dropout" in out and "backprop, dropout" in out
+    assert "\n    dropout" in out and "the 1/(1 - p) scaling" in out
