@@ -31,7 +31,7 @@ def run(argv, capsys):
         ("INPUT(1x28x28)", "INPUT(1x28x28) has no layers after it; e.g. INPUT(1x28x28) - CONV"),
         ("INPUT(axbxc) - RELU", "INPUT size must be CxHxW or HxW, got axbxc"),
         ("INPUT(1x8x8) - CONV(D=1e23, F=3)", "D must be a positive whole number, got 1e23"),
-        ("INPUT(1x8x8) - DROPOUT(0.5) - FC(3)", "unknown layer 'DROPOUT'; the registered layers"),
+        ("INPUT(1x8x8) - LSTM(64) - FC(3)", "unknown layer 'LSTM'; the registered layers"),
     ],
 )
 def test_summary_mistakes_are_one_line_pointing_at_the_column(spec, message, capsys):

@@ -18,6 +18,7 @@ from cnnkit.explain.conv import (
     random_conv_example,
     write_conv_png,
 )
+from cnnkit.explain.dropout import explain_dropout
 from cnnkit.explain.equivariance import AXES, EQUIVARIANCE_DEFAULT, explain_equivariance
 from cnnkit.explain.layers import explain_layers
 from cnnkit.explain.residual import explain_residual_backprop
@@ -41,7 +42,7 @@ def add_explain_parser(commands) -> argparse.ArgumentParser:
     explain = commands.add_parser(
         "explain",
         help="the lecture's ideas worked out on real numbers: conv, shape, sharing, sparse, "
-        "equivariance, layers, backprop",
+        "equivariance, layers, backprop, dropout",
         description="Work the lecture's ideas out on real numbers computed by the engine: "
         "every number printed is the engine's, with the arithmetic that reproduces it. "
         "--json gives the same numbers for tools.",
@@ -60,6 +61,7 @@ def add_explain_parser(commands) -> argparse.ArgumentParser:
     _add_equivariance(topics)
     _add_layers(topics)
     _add_backprop(topics)
+    _add_dropout(topics)
     return explain
 
 
@@ -309,6 +311,37 @@ def run_backprop(args: argparse.Namespace) -> int:
         padding=p,
         weight=(args.channel, *args.weight),
         source=f"random integers, seed {args.seed}",
+    )
+    _emit(explanation, args)
+    return 0
+
+
+def _add_dropout(topics) -> None:
+    dropout = topics.add_parser(
+        "dropout",
+        help="one real mask, the 1/(1 - p) scaling, the unchanged expected value, eval = identity",
+        description="The engine's Dropout on small integers: the mask its forward draws, the "
+        "kept values scaled by 1/(1 - p), the gradient through the same mask, the mean of many "
+        "forwards (the expected value is the input) and evaluation mode (the identity).",
+    )
+    dropout.add_argument("--p", type=float, default=0.5, help="drop probability, in [0, 1) (0.5)")
+    dropout.add_argument("--input", "-I", type=positive(int), default=4, metavar="I")
+    dropout.add_argument("--channels", "-C", type=positive(int), default=1, metavar="C")
+    dropout.add_argument("--seed", type=non_negative, default=0)
+    dropout.add_argument(
+        "--2d", dest="channel_wise", action="store_true", help="Dropout2d: whole depth slices"
+    )
+    _json_flag(dropout)
+    dropout.set_defaults(run=run_dropout)
+
+
+def run_dropout(args: argparse.Namespace) -> int:
+    explanation = explain_dropout(
+        args.p,
+        size=args.input,
+        channels=args.channels,
+        seed=args.seed,
+        channel_wise=args.channel_wise,
     )
     _emit(explanation, args)
     return 0

@@ -56,6 +56,10 @@ backprop
     engine's ``weight.grad`` (and the bias: the sum of dy against ``bias.grad``).
     ``--residual`` (:func:`explain_residual_backprop`): through a residual block
     y = body(x) + x: dy goes down both branches, the body's dx plus dy is the block's dx.
+dropout
+    :func:`explain_dropout`: the engine's Dropout (``--2d``: Dropout2d) on small integers: the
+    mask its forward draws, out = x * mask / (1 - p), dx for dy = 1 through the same mask, the
+    mean of 10,000 forwards against x (E[out] = x), and evaluation mode returning x.
 
 JSON (``to_dict()``; every document has ``"schema"``; keys are only added under a new schema)
 ------------------------------------------------------------------------------------------------
@@ -102,6 +106,12 @@ output values compared)}]}], ``skipped`` ([str]: layers not measured).
 ``cnnkit.explain.residual/1``: ``source``, ``layer``, ``engine``, ``x``, ``body_out``, ``y``,
 ``dy``, ``body_dx``, ``shortcut_dx``, ``dx`` (H x W lists, one channel), ``matches`` (bool:
 body_dx + shortcut_dx equals dx).
+
+``cnnkit.explain.dropout/1``: ``layer``, ``p``, ``seed``, ``channel_wise`` (bool), ``scale``
+(1/(1 - p)), ``x`` (C x H x W), ``mask`` (C x H x W, 1 = kept), ``output`` (the layer's, in
+training mode), ``grad`` (the layer's backward of dy = 1), ``kept`` (int), ``samples``,
+``mean`` (of the layer's outputs over ``samples`` forwards), ``largest_error`` (max
+|mean - x|), ``eval_output`` (the layer's, in evaluation mode).
 """
 
 from cnnkit.explain._format import LINE, MAX_PRINT_CHANNELS, MAX_PRINT_SIDE, MAX_PRINT_UNITS
@@ -123,6 +133,7 @@ from cnnkit.explain.conv import (
     random_conv_example,
     write_conv_png,
 )
+from cnnkit.explain.dropout import DropoutExplanation, explain_dropout
 from cnnkit.explain.equivariance import (
     AXES,
     EQUIVARIANCE_DEFAULT,
@@ -158,6 +169,7 @@ __all__ = [
     "BackpropTerm",
     "ConvExplanation",
     "ConvUnit",
+    "DropoutExplanation",
     "EquivarianceCell",
     "EquivarianceExplanation",
     "EquivarianceRow",
@@ -170,6 +182,7 @@ __all__ = [
     "SparseExplanation",
     "explain_backprop",
     "explain_conv",
+    "explain_dropout",
     "explain_equivariance",
     "explain_layers",
     "explain_residual_backprop",

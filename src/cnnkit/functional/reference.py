@@ -23,6 +23,7 @@ x (N, C, H, W), w (D, C, KH, KW), b (D,); padding is ((top, bottom), (left, righ
 from __future__ import annotations
 
 from cnnkit.backend import get_array_module
+from cnnkit.functional.dropout import dropout_backward, dropout_forward  # noqa: F401 (re-exported)
 from cnnkit.shapes import units
 
 NAME = "reference"

@@ -9,6 +9,7 @@ from cnnkit.nn.activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from cnnkit.nn.adaptive import AdaptiveAvgPool2d
 from cnnkit.nn.containers import Sequential
 from cnnkit.nn.conv import Conv2d
+from cnnkit.nn.dropout import Dropout, Dropout2d
 from cnnkit.nn.layer import Layer
 from cnnkit.nn.linear import Linear
 from cnnkit.nn.loss import CrossEntropyLoss
@@ -25,6 +26,8 @@ __all__ = [
     "AvgPool2d",
     "Conv2d",
     "CrossEntropyLoss",
+    "Dropout",
+    "Dropout2d",
     "Flatten",
     "Layer",
     "LeakyReLU",

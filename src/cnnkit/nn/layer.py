@@ -13,7 +13,8 @@ attributes of the same names); ``extra_repr()``; ``macs(input_shape)``; ``field_
 (the receptive field, default pointwise); ``memory(...)`` for the summary. Parameters are the
 layer's :class:`Parameter` attributes and child layers in definition order; non-trainable
 state is a buffer (:meth:`Layer.register_buffer`): in ``state_dict()``, not in
-``parameters()``.
+``parameters()``; a layer that draws random numbers registers its generator
+(:meth:`Layer.register_generator`), whose state training checkpoints keep.
 
 >>> import numpy as np
 >>> class Double(Layer):
@@ -38,7 +39,7 @@ from cnnkit.errors import DTypeError, StateError
 from cnnkit.functional.fast.layout import Workspace
 from cnnkit.nn import config, context, hooks, probe
 from cnnkit.nn.parameter import Parameter
-from cnnkit.nn.state import buffer_value, convert, load_state
+from cnnkit.nn.state import buffer_value, convert, generator_items, generator_value, load_state
 from cnnkit.shapes import Field
 
 
@@ -264,6 +265,22 @@ class Layer:
         if name not in names:
             names.append(name)
         setattr(self, name, array)
+
+    def register_generator(self, name: str, generator) -> None:
+        """Keep ``generator`` (a numpy Generator on PCG64) as random state: an attribute
+        ``name``, in ``named_generators()``, its state saved with every training checkpoint and
+        restored on resume, so a resumed run draws what an uninterrupted one does (Dropout's
+        masks). Not in ``state_dict()``, which holds arrays only."""
+        generator = generator_value(self, name, generator)
+        names = self.__dict__.setdefault("_generator_names", [])
+        if name not in names:
+            names.append(name)
+        setattr(self, name, generator)
+
+    def named_generators(self, prefix: str = "") -> Iterator[tuple[str, np.random.Generator]]:
+        """(name, generator) of every registered generator, named as ``state_dict`` keys are
+        (``"3.rng"``; ``"5.body.2.rng"`` inside containers); each generator once."""
+        yield from generator_items(self, prefix)
 
     def _own_buffers(self) -> Iterator[tuple[str, object]]:
         for name in self.__dict__.get("_buffer_names", ()):

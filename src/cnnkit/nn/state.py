@@ -92,3 +92,93 @@ def _is_dtype(value) -> bool:
     except TypeError:
         return False
     return True
+
+
+# -- random generators: a layer's own, named, saved with training checkpoints --------------------
+
+
+def generator_value(layer, name: str, generator):
+    """What ``register_generator(name, generator)`` keeps: a numpy Generator on PCG64, whose
+    ``bit_generator.state`` is plain JSON numbers a checkpoint header can hold and check."""
+    if not isinstance(generator, np.random.Generator) or not isinstance(
+        generator.bit_generator, np.random.PCG64
+    ):
+        got = type(getattr(generator, "bit_generator", generator)).__name__
+        raise ConfigError(
+            f"{type(layer).__name__}.register_generator({name!r}, ...): expected a numpy "
+            f"Generator on PCG64, got {got}; use np.random.default_rng(seed), or "
+            "cnnkit.nn.state.derive_generator(rng) for a generator of the layer's own"
+        )
+    return generator
+
+
+def derive_generator(rng, owner: str = "layer") -> np.random.Generator:
+    """A generator of a layer's own, from ``rng``: a numpy Generator, an int seed or None.
+
+    From a Generator, a child of its SeedSequence (``seed_seq.spawn(1)[0]``, as
+    ``Generator.spawn`` does): the parent's stream is not advanced, so layers built after this
+    one draw the same weights whether it is there or not, and the same parent (the same build
+    seed) gives the same children in the same order. A generator without a SeedSequence (one
+    made from a legacy seed) is asked for four 63-bit draws instead (which advance it). An int
+    is a seed (``np.random.default_rng(seed)``); None is a fresh, unpredictable generator.
+    The result is always PCG64, whatever the parent's bit generator.
+    """
+    if rng is None:
+        return np.random.Generator(np.random.PCG64())
+    if isinstance(rng, int | np.integer) and not isinstance(rng, bool):
+        if rng < 0:
+            raise ConfigError(f"{owner}: an rng seed must be >= 0, got {rng}; use rng=0")
+        return np.random.Generator(np.random.PCG64(int(rng)))
+    if isinstance(rng, np.random.Generator):
+        seed = getattr(rng.bit_generator, "seed_seq", None)
+        if isinstance(seed, np.random.SeedSequence):
+            return np.random.Generator(np.random.PCG64(seed.spawn(1)[0]))
+        return np.random.Generator(np.random.PCG64(rng.integers(2**63, size=4, dtype=np.uint64)))
+    raise DTypeError(
+        f"{owner}: rng must be a numpy.random.Generator, an int seed or None, got "
+        f"{type(rng).__name__}; use rng=np.random.default_rng(0) or rng=0"
+    )
+
+
+def generator_items(layer, prefix: str = "", seen: set | None = None):
+    """(name, generator) of every registered generator, each module's own first, then its
+    children's (``"3.rng"``, ``"5.body.2.rng"``); a generator reached twice (a layer used
+    twice) once, under its first name."""
+    seen = set() if seen is None else seen
+    for name in layer.__dict__.get("_generator_names", ()):
+        generator = getattr(layer, name)
+        if id(generator) not in seen:
+            seen.add(id(generator))
+            yield prefix + name, generator
+    for name, child in layer.named_children():
+        yield from generator_items(child, f"{prefix}{name}.", seen)
+
+
+def generator_states(layer) -> dict[str, dict]:
+    """``{name: bit_generator.state}`` of every registered generator of ``layer`` (JSON)."""
+    return {name: generator.bit_generator.state for name, generator in generator_items(layer)}
+
+
+def load_generator_states(layer, states) -> None:
+    """Set the generators of ``layer`` to ``states`` (as :func:`generator_states` gives):
+    the names must be exactly the layer's, each state a PCG64 state; nothing changes unless
+    all of them fit."""
+    own = dict(generator_items(layer))
+    if not hasattr(states, "keys") or set(states) != set(own):
+        names = sorted(states) if hasattr(states, "keys") else type(states).__name__
+        raise ConfigError(
+            f"load_generator_states: got generators {names}, the model has {sorted(own)}; "
+            "were the states saved from another architecture?"
+        )
+    fresh = {}
+    for name, state in states.items():
+        fresh[name] = np.random.PCG64()
+        try:
+            fresh[name].state = state
+        except (TypeError, ValueError, KeyError, OverflowError) as error:
+            raise ConfigError(
+                f"load_generator_states: {name} is not the state of a PCG64 generator "
+                f"({error}); pass what generator_states() returned"
+            ) from None
+    for name, bit_generator in fresh.items():
+        own[name].bit_generator.state = bit_generator.state

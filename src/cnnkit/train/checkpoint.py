@@ -29,7 +29,7 @@ import numpy as np
 
 from cnnkit.atomic import write_atomically
 from cnnkit.errors import DataError
-from cnnkit.train import archive
+from cnnkit.train import archive, generators
 from cnnkit.train.archive import HEADER_KEY
 from cnnkit.train.header import FORMAT, validate_header, validate_resume
 
@@ -40,6 +40,7 @@ __all__ = [
     "load",
     "optimizer_state",
     "read_header",
+    "restore",
     "resume_state",
     "save",
 ]
@@ -100,16 +101,20 @@ def load(
     (:mod:`cnnkit.train.archive`), then the header's fields
     (:func:`cnnkit.train.header.validate_header`). With ``model`` (a built layer: the one the
     weights are for), the arrays must be exactly its ``state_dict()``'s names, shapes and kinds
-    of dtype, optimizer buffers shaped as its parameters, and extras only those a training
-    run writes, all before any array is read. Weights and optimizer state must be finite, also
-    in the model's dtype. ``examples``: the training set's size, which the epoch's order must
-    have (checked before it is read); ``extras=False`` leaves the extras unread (a model only).
+    of dtype, optimizer buffers shaped as its parameters, extras only those a training run
+    writes, and the header's generator states those of its generators
+    (:mod:`cnnkit.train.generators`), all before any array is read. Weights and optimizer
+    state must be finite, also in the model's dtype. ``examples``: the training set's size,
+    which the epoch's order must have (checked before it is read); ``extras=False`` leaves the
+    extras unread (a model only).
     """
     path = Path(path)
     with archive.open_archive(path) as opened:
         header = validate_header(_decode_header(path, opened.read_header_bytes()), path)
         groups = opened.groups()
         archive.check_members(path, groups, model)
+        if model is not None:
+            generators.check(path, header, model)
         _check_order(path, groups["extra"].get("order"), examples)
         if not extras:
             groups["extra"] = {}
@@ -122,6 +127,13 @@ def load(
         for key, value in arrays[group].items():
             _check_finite(path, f"{group}/{key}", value, dtypes.get(key, value.dtype))
     return Checkpoint(path, header, arrays["model"], arrays["optimizer"], arrays["extra"])
+
+
+def restore(model, checkpoint: Checkpoint) -> None:
+    """Put ``checkpoint`` (loaded for ``model``) into ``model``: every parameter and buffer,
+    and the state of each of its generators (a checkpoint older than those: weights only)."""
+    model.load_state_dict(checkpoint.model)
+    generators.restore(model, checkpoint.header)
 
 
 def _check_order(path: Path, member, examples: int | None) -> None:

@@ -30,6 +30,8 @@ RESUME_FIELDS = (
 RECORD_FIELDS = tuple(f.name for f in fields(EpochRecord))
 MAX_CLASSES = 100_000
 MAX_SIZE = 2**20  # any one of C, H, W
+MAX_GENERATORS, MAX_NAME = 4096, 200  # the model's own generators, and a layer path's length
+PCG64_STATE = "the state of a PCG64 generator (bit_generator.state)"
 _CHOICES = {
     "optimizer": ("sgd", "adam", "adamw"),
     "schedule": ("constant", "step", "cosine"),
@@ -111,6 +113,8 @@ def validate_header(header, path, required: tuple[str, ...] = ()) -> dict:
             raise check.fail("epoch", f"{len(header['history'])}, the epochs in its history")
     if header.get("rng") is not None:
         _validate_rng(check)
+    if header.get("generators") is not None:
+        _validate_generators(check)
     optimizer = header.get("optimizer")
     if optimizer is not None and not (
         isinstance(optimizer, dict)
@@ -243,7 +247,32 @@ def validate_history(rows, where: str, fix: str) -> list[dict]:
 
 def _validate_rng(check: _Fields) -> None:
     """The data generator's state: what ``PCG64().state`` accepts, and nothing bigger."""
-    state = check.values["rng"]
+    if not _pcg64_state(check.values["rng"]):
+        raise check.fail("rng", PCG64_STATE)
+
+
+def _validate_generators(check: _Fields) -> None:
+    """The model's own generators (``{"3.rng": state, ...}``), each state checked as ``rng``;
+    the names are compared with the model's where a model is given
+    (:func:`cnnkit.train.generators.check`)."""
+    generators = check.values["generators"]
+    if not (
+        isinstance(generators, dict)
+        and len(generators) <= MAX_GENERATORS
+        and all(0 < len(name) <= MAX_NAME for name in generators)
+    ):
+        raise check.fail(
+            "generators",
+            f"an object of at most {MAX_GENERATORS} generator states by layer name ('3.rng')",
+        )
+    inner = _Fields(generators, check.where, check.fix, "generators.")
+    for name, state in generators.items():
+        if not _pcg64_state(state):
+            raise inner.fail(name, PCG64_STATE)
+
+
+def _pcg64_state(state) -> bool:
+    """Whether ``state`` is a PCG64 ``bit_generator.state``, each number in its range."""
     inner = state.get("state") if isinstance(state, dict) else None
     plain = (
         isinstance(state, dict)
@@ -260,8 +289,7 @@ def _validate_rng(check: _Fields) -> None:
             np.random.PCG64().state = state
         except (TypeError, ValueError, KeyError, OverflowError):
             plain = False
-    if not plain:
-        raise check.fail("rng", "the state of a PCG64 generator (bit_generator.state)")
+    return plain
 
 
 def _require(check: _Fields, required: tuple[str, ...]) -> None:

@@ -34,7 +34,7 @@ from cnnkit.errors import CnnkitError, ConfigError, TrainingError, WriteError
 from cnnkit.nn import registry
 from cnnkit.nn.loss import CrossEntropyLoss
 from cnnkit.optim import make_optimizer, make_schedule
-from cnnkit.train import budget, checkpoint, rundir
+from cnnkit.train import budget, checkpoint, generators, rundir
 from cnnkit.train import resume as resume_rules
 from cnnkit.train.evaluation import evaluate
 from cnnkit.train.interrupts import Interrupts
@@ -241,7 +241,7 @@ class _Run:
             state, self.steps_per_epoch, self.recipe.batch_size, len(self.data.train_images), path
         )
         self.state = _restore(ckpt, self.rng)
-        self.model.load_state_dict(ckpt.model)
+        checkpoint.restore(self.model, ckpt)  # weights, buffers and the layers' generators
         self.optimizer.load_state_dict(checkpoint.optimizer_state(ckpt))
         self.committed = (self.state.epoch, self.state.step_in_epoch)
         state, epochs = self.state, self.recipe.epochs
@@ -269,7 +269,7 @@ class _Run:
         if self.run_dir is None:
             return
         extra = {"order": self.state.order} if self.state.order is not None else {}
-        header = _header(self.state, self.rng, self.meta)
+        header = generators.with_states(_header(self.state, self.rng, self.meta), self.model)
         state_dict, optimizer_state = self.model.state_dict(), self.optimizer.state_dict()
         self._write(
             lambda: checkpoint.save(self.path(name), header, state_dict, optimizer_state, extra)

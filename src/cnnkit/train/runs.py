@@ -50,7 +50,7 @@ def load_network(run_dir: str | Path, which: str = "best"):
         raise DataError(f"{path}: the run's architecture {spec[:200]}: {error}") from None
     _check_fits(path, network, header)
     ckpt = checkpoint.load(path, model=network, extras=False)
-    network.load_state_dict(ckpt.model)
+    checkpoint.restore(network, ckpt)
     network.eval()
     return network, ckpt.header
 

@@ -7,6 +7,7 @@ function gives the reference engine's numbers up to float rounding; the tests co
 random shapes, strides, paddings and dtypes, and both against PyTorch.
 """
 
+from cnnkit.functional.dropout import dropout_backward, dropout_forward  # one mask, both engines
 from cnnkit.functional.fast.activation import relu_backward, relu_forward
 from cnnkit.functional.fast.conv import conv2d_backward, conv2d_forward
 from cnnkit.functional.fast.linear import linear_backward, linear_forward
@@ -37,6 +38,8 @@ __all__ = [
     "avg_pool2d_forward",
     "conv2d_backward",
     "conv2d_forward",
+    "dropout_backward",
+    "dropout_forward",
     "leaky_relu_backward",
     "leaky_relu_forward",
     "linear_backward",
