@@ -3,8 +3,10 @@
 :func:`trace` builds each layer of an :class:`~cnnkit.arch.specs.Architecture` with shape-only
 parameters (nothing allocated, no random number drawn: VGG16 in milliseconds), asks it for its
 output shape, and collects every problem in the lecture's letters instead of stopping at the
-first: a window that does not divide evenly is reported with its fixes and the trace goes on
-with PyTorch's rounding; a layer that cannot run at all ends it.
+first: a window that does not divide evenly, where rounding down would lose input, is reported
+with its fixes and the trace goes on with PyTorch's rounding; a layer that cannot run at all
+ends it. Each step notes what rounding leaves unread (only padding, say, for ResNet's 3x3
+stride-2 convolutions on even sizes).
 
 >>> from cnnkit.arch.specs import parse
 >>> traced = trace(parse("INPUT(1x10x10) - CONV(D=16, F=3, S=2)"))
@@ -35,7 +37,7 @@ class Step:
     layer: object  # the layer, built with shape-only parameters
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
-    notes: tuple[str, ...] = ()  # e.g. what rounding="floor" leaves unread
+    notes: tuple[str, ...] = ()  # e.g. what rounding down leaves unread
 
     def output_text(self) -> str:
         return volume_text(self.output_shape)
@@ -102,8 +104,8 @@ def _settings(kwargs: dict) -> str:
 def trace(arch: Architecture, *, floor: bool = False) -> Trace:
     """Shapes layer by layer, collecting every problem instead of stopping at the first.
 
-    ``floor=True`` rounds every non-whole output size down as PyTorch does and notes which
-    padded input rows/columns are never read.
+    ``floor=True`` rounds every non-whole output size down as PyTorch does; the notes say
+    which padded input rows/columns are never read.
     """
     if arch.input is None:
         raise ShapeError(
@@ -145,10 +147,8 @@ def _step(index: int, spec: LayerSpec, shape, label: str, floor: bool):
         problems.append(line)
     except CnnkitError as error:
         return None, [*problems, _fatal(label, shape, error)], True
-    window = getattr(layer, "window", None)
-    notes = ()
-    if window is not None and len(shape) == 3 and (floor or window.rounding == "floor"):
-        notes = window.unread_notes(shape[1:])
+    unread = getattr(getattr(layer, "window", None), "unread_notes", None)
+    notes = unread(shape[1:]) if unread is not None and len(shape) == 3 else ()
     return Step(index, spec, layer, tuple(shape), tuple(out[1:]), notes), problems, False
 
 

@@ -89,8 +89,11 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def run_shape(args: argparse.Namespace) -> int:
-    from cnnkit import shapes
+    """The verdict of :class:`cnnkit.explain.shape.ShapeExplanation` (one rule, one text):
+    possible (a whole number, or rounding down that loses no real input), possible with
+    --floor, or impossible with the fixes."""
     from cnnkit.errors import ConfigError
+    from cnnkit.explain.shape import explain_shape
 
     if args.output is not None:
         return _search(args)
@@ -98,20 +101,9 @@ def run_shape(args: argparse.Namespace) -> int:
         raise ConfigError("cnnkit shape: give --filter F (or --output O to search)")
     stride = 1 if args.stride is None else args.stride
     padding = 0 if args.padding is None else args.padding
-    arithmetic = shapes.formula(args.input, args.filter, stride, padding)
-    problem = shapes.axis_problem("size", args.input, args.filter, stride, padding)
-    if problem is not None and args.floor and not problem.too_large:
-        print(
-            f"{arithmetic} = {problem.exact_text} -> floor {problem.floor_output} "
-            "(as PyTorch): "
-            f"the last {problem.dropped} of the {problem.padded_size} padded input positions "
-            "are never read"
-        )
-        return 0
-    if problem is None:
-        result = shapes.output_size(args.input, args.filter, stride, padding)
-        print(f"{arithmetic} = {result}: possible, {result} units along this axis")
-        return 0
-    print(f"{problem.describe()}: impossible")
-    print(problem.advice(letters=True))
-    return 1
+    explained = explain_shape(args.input, args.filter, stride, padding, floor=args.floor)
+    verdict, advice = explained.verdict()
+    print(verdict)
+    if advice is not None:
+        print(advice)
+    return 0 if explained.possible else 1
