@@ -140,7 +140,10 @@ def _step(index: int, spec: LayerSpec, shape, label: str, floor: bool):
         window = _window_of(spec, batch_shape)
         if window is None or len(shape) != 3:
             return None, [*problems, _fatal(label, shape, error)], True
-        line, fatal = _window_problem(label, spec, window, shape[1:], floor)
+        found = _window_problem(label, spec, window, shape[1:], floor)
+        if found is None:  # not the output size: another refusal of the window's geometry
+            return None, [*problems, _fatal(label, shape, error)], True
+        line, fatal = found
         if fatal:
             return None, [*problems, line], True
         layer, out = _measured(spec, batch_shape, {"rounding": "floor"})
@@ -218,10 +221,13 @@ def _window_of(spec: LayerSpec, batch_shape):
         return None
 
 
-def _window_problem(label, spec: LayerSpec, window, input_hw, floor: bool) -> tuple[str, bool]:
-    """The problem line in lecture letters with fixes, and whether it is fatal."""
+def _window_problem(label, spec: LayerSpec, window, input_hw, floor: bool):
+    """The problem line in lecture letters with fixes, and whether it is fatal; None when
+    the output size is not what is wrong."""
     window = _with_rounding(window, spec.get("rounding", "strict"))
     problems = window.problems(input_hw, floor=floor)
+    if not problems:
+        return None
     first = problems[0]
     fixes = [
         text

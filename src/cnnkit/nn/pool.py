@@ -142,6 +142,9 @@ class _Pool2d(Layer):
             )
         n, c, h, w = input_shape
         oh, ow = self.window.output_hw(self, (h, w))
+        empty = self.window.padding_only((h, w)) if self.dilation != (1, 1) else None
+        if empty is not None:
+            raise ShapeError(f"{self!r}: on {h}x{w}, {empty}; use padding=0 or a smaller dilation")
         return (n, c, oh, ow)
 
     def _forward(self, engine, x, workspace):

@@ -160,6 +160,34 @@ class Window:
                 notes.append(note)
         return tuple(notes)
 
+    def padding_only(self, input_hw) -> str | None:
+        """Where a dilated window's taps all fall in the padding (a max over nothing but -inf),
+        in words, else None. Only a window that starts in the top/left padding can: any other
+        window's first tap is input."""
+        for axis, words, size, k, s, (before, after), d in zip(
+            ("height", "width"),
+            ("rows", "columns"),
+            input_hw,
+            self.kernel,
+            self.stride,
+            self.sides,
+            self.dilation,
+            strict=True,
+        ):
+            for o in range(-(-before // s) if d > 1 else 0):
+                start = o * s
+                first = -(-(before - start) // d)  # the first tap at or after the input's start
+                if first < k and start + first * d < before + size:
+                    continue
+                taps = ", ".join(str(start + j * d) for j in range(min(k, 4)))
+                more = ", ..." if k > 4 else ""
+                return (
+                    f"window {o} along the {axis} reads only padding (taps at padded {words} "
+                    f"{taps}{more}; the input is {before}..{before + size - 1} of "
+                    f"0..{size + before + after - 1}), so its max would be -inf"
+                )
+        return None
+
     def field_after(self, field: Field) -> Field:
         return field.through(self.spans, self.stride, self.before)
 
