@@ -219,3 +219,20 @@ def test_explain_shape_says_which_padding_row_goes_unread(capsys):
 def test_explain_conv_accepts_what_only_leaves_padding_unread(capsys):
     code, out = _explain(["conv", "--input", "6"], capsys)  # (6 - 3 + 2*1)/2 + 1 = 3.5 -> 3
     assert code == 0 and "3x3:" in out
+
+
+def test_cnnkit_shape_output_lists_the_ways_strict_accepts(capsys):
+    assert cli.main(["shape", "-I", "32", "-O", "16", "-F", "3"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "(I - F + 2P)/S + 1 = 16 for I = 32 and F = 3: 1 way",
+        "  F=3 S=2 P=1   (32 - 3 + 2*1)/2 + 1 = 16.5 -> 16 (only padding unread)",
+    ]
+    assert cli.main(["shape", "-I", "32", "-O", "16", "-F", "1", "-S", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == (
+        "  F=1 S=2 P=0   (32 - 1 + 2*0)/2 + 1 = 16.5 -> 16 (only the stride's gap unread)"
+    )
+    every = shapes.solutions(32, 16, max_kernel=11, max_stride=4)
+    for way in every:
+        assert shapes.axis_problem("size", 32, way.kernel, way.stride, way.padding) is None
+        assert _torch_size(32, way.kernel, way.stride, way.padding) == 16
+    assert (3, 2, 1) in [(w.kernel, w.stride, w.padding) for w in every]

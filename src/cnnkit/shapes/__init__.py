@@ -41,7 +41,7 @@ from cnnkit.shapes.formula import (
     unshared_parameter_count,
 )
 from cnnkit.shapes.notes import ceil_note, unread_note
-from cnnkit.shapes.search import Solution, solutions
+from cnnkit.shapes.ways import Solution, solutions
 from cnnkit.shapes.window import Field, Pair, Sides, Window
 
 __all__ = [
