@@ -273,8 +273,22 @@ def test_the_padding_bound_is_pytorchs_undilated_one():
 
 
 def test_ceil_mode_fits_where_strict_refuses_and_explains_itself():
-    with pytest.raises(ShapeError, match=r"\(9 - 2 \+ 2\*0\)/2 \+ 1 = 4\.5 is not a whole"):
+    with pytest.raises(
+        ShapeError, match=r"\(9 - 2 \+ 2\*0\)/2 \+ 1 = 4\.5 is not a whole"
+    ) as caught:
         MaxPool2d(2).output_shape((1, 3, 9, 9))
+    assert str(caught.value).endswith("; or ceil_mode=True (-> 5x5, rounding up)")
+    assert [p.axis for p in caught.value.problems] == ["height", "width"]
+    with pytest.raises(ShapeError) as caught:
+        cnnkit.summarize("INPUT(1x9x9) - POOL(F=2)")
+    assert str(caught.value) == (
+        "layer 0 POOL(max, F=2, S=2) on 9x9: (9 - 2 + 2*0)/2 + 1 = 4.5 is not a whole number; "
+        "use S=1 (-> 8x8) or F=1 (-> 5x5) or ceil=true (-> 5x5), or round=floor (-> 4, as "
+        "PyTorch; --floor for every layer)"
+    )
+    with pytest.raises(ShapeError) as caught:  # a window larger than the input: no ceil fix
+        MaxPool2d(10).output_shape((1, 1, 3, 3))
+    assert "ceil" not in str(caught.value)
     layer = MaxPool2d(2, ceil_mode=True)
     assert layer.output_shape((1, 3, 9, 9)) == (1, 3, 5, 5)
     text = layer.explain((1, 3, 9, 9))

@@ -234,6 +234,8 @@ def _window_problem(label, spec: LayerSpec, window, input_hw, floor: bool):
         for fix in first.fixes
         if (text := _lecture_fix(spec, fix.name, fix.value, input_hw, floor)) is not None
     ]
+    if not first.too_large and (text := _ceil_fix(spec, input_hw)) is not None:
+        fixes.append(text)
     where = "" if len(problems) == 2 or input_hw[0] == input_hw[1] else f"{first.axis}: "
     advice = f"; use {' or '.join(fixes)}" if fixes else ""
     if not first.too_large and not floor:
@@ -243,6 +245,20 @@ def _window_problem(label, spec: LayerSpec, window, input_hw, floor: bool):
         )
     fatal = any(problem.too_large for problem in problems)
     return f"{label} on {input_hw[0]}x{input_hw[1]}: {where}{first.describe()}{advice}", fatal
+
+
+def _ceil_fix(spec: LayerSpec, input_hw) -> str | None:
+    """``ceil=true (-> 5x5)`` for a layer that can round up (pooling's ceil_mode), when that
+    fits."""
+    arg = next((arg for arg in spec.args if arg.name == "ceil_mode"), None)
+    if arg is None or arg.key is None or spec.get("ceil_mode") is not False:
+        return None
+    try:
+        layer = make_layer(spec.with_value("ceil_mode", True), (1, 1, *input_hw))
+        _, _, oh, ow = layer.output_shape((1, 1, *input_hw))
+    except (CnnkitError, AttributeError, TypeError, ValueError):
+        return None
+    return f"{arg.key}=true (-> {oh}x{ow})"
 
 
 def _with_rounding(window, rounding: str):

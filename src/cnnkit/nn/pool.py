@@ -14,6 +14,7 @@ count_include_pad=false)``, ``POOL(max, F=3, dilation=2)``.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from cnnkit import shapes
 from cnnkit.errors import ConfigError, ShapeError
@@ -141,11 +142,26 @@ class _Pool2d(Layer):
                 f"{self!r}: expected a 4-D input (N, C, H, W), got shape {tuple(input_shape)}"
             )
         n, c, h, w = input_shape
-        oh, ow = self.window.output_hw(self, (h, w))
+        try:
+            oh, ow = self.window.output_hw(self, (h, w))
+        except ShapeError as error:
+            raise self._with_ceil_fix(error, (h, w)) from None
         empty = self.window.padding_only((h, w)) if self.dilation != (1, 1) else None
         if empty is not None:
             raise ShapeError(f"{self!r}: on {h}x{w}, {empty}; use padding=0 or a smaller dilation")
         return (n, c, oh, ow)
+
+    def _with_ceil_fix(self, error: ShapeError, input_hw) -> ShapeError:
+        """``error``, offering ``ceil_mode=True`` too where rounding up fits."""
+        if self.ceil_mode or any(p.too_large for p in getattr(error, "problems", ())):
+            return error
+        try:
+            oh, ow = replace(self.window, ceil_mode=True).output_hw(self, input_hw)
+        except ShapeError:
+            return error
+        found = ShapeError(f"{error}; or ceil_mode=True (-> {oh}x{ow}, rounding up)")
+        found.problems = getattr(error, "problems", ())
+        return found
 
     def _forward(self, engine, x, workspace):
         raise NotImplementedError
