@@ -146,10 +146,15 @@ def test_shape_floor_says_what_is_dropped(capsys):
 def test_shape_lists_every_configuration_for_an_output(capsys):
     assert cli.main(["shape", "--input", "10", "--output", "5"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "(I - F + 2P)/S + 1 = 5 for I = 10: 8 ways"
+    assert lines[0] == "(I - F + 2P)/S + 1 = 5 for I = 10: 13 ways"  # 8 whole, 5 rounded
+    rounded = 0
     for line in lines[1:]:
         f, s, p = (int(part.split("=")[1]) for part in line.split()[:3])
-        assert (10 - f + 2 * p) / s + 1 == 5
+        assert (10 - f + 2 * p) // s + 1 == 5
+        if (10 - f + 2 * p) % s:  # only the padding row 10 + 2P - 1 goes unread
+            assert line.endswith(" = 5.5 -> 5 (only padding unread)") and p >= 1
+            rounded += 1
+    assert rounded == 5
 
 
 def test_shape_without_filter_is_a_usage_error(capsys):

@@ -49,7 +49,12 @@ def test_shape_search_keeps_the_given_filter(capsys):
     code, out, _ = run(["shape", "--input", "30", "--filter", "13", "--output", "18"], capsys)
     assert code == 0 and "F=13 S=1 P=0" in out  # beyond the search's usual F <= 11
     code, out, _ = run(["shape", "--input", "10", "--filter", "3", "--output", "5"], capsys)
-    assert code == 1 and out.startswith("(I - F + 2P)/S + 1 = 5 for I = 10 and F = 3: 0 ways")
+    assert code == 0 and out.splitlines() == [  # rounding down leaves only padding unread
+        "(I - F + 2P)/S + 1 = 5 for I = 10 and F = 3: 1 way",
+        "  F=3 S=2 P=1   (10 - 3 + 2*1)/2 + 1 = 5.5 -> 5 (only padding unread)",
+    ]
+    code, out, _ = run(["shape", "--input", "10", "--filter", "3", "--output", "9"], capsys)
+    assert code == 1 and out.startswith("(I - F + 2P)/S + 1 = 9 for I = 10 and F = 3: 0 ways")
 
 
 def test_explain_conv_shows_its_defaults_and_which_to_change(capsys):
@@ -58,8 +63,9 @@ def test_explain_conv_shows_its_defaults_and_which_to_change(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "stride (2, the worked example's)" in text
     assert "zero padding (1, the worked example's)" in text
-    code, _, err = run(["explain", "conv", "--input", "6"], capsys)
+    code, _, err = run(["explain", "conv", "--input", "2", "--filter", "5"], capsys)
     assert code == 2 and "S=2 and P=1 are the worked example's" in err
+    assert run(["explain", "conv", "--input", "6"], capsys)[0] == 0  # 3.5 -> 3: padding unread
     assert run(["explain", "conv", "--input", "6", "--stride", "1"], capsys)[0] == 0
 
 

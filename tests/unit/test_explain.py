@@ -483,9 +483,9 @@ def test_shape_steps():
             r"larger --stride or a smaller --input, or --png FILE for a picture$",
         ),
         (
-            ["conv", "--input", "6"],
-            r"^explain conv \(I=6, F=3, S=2, P=1\): \(6 - 3 \+ 2\*1\)/2 \+ 1 = 3\.5 is not a "
-            r"whole number; use S=1 \(-> 6\) or F=2 \(-> 4\); S=2 and P=1 are the worked "
+            ["conv", "--input", "6", "--stride", "3"],  # --input 6 alone: only padding unread
+            r"^explain conv \(I=6, F=3, S=3, P=1\): \(6 - 3 \+ 2\*1\)/3 \+ 1 = 2\.667 is not a "
+            r"whole number; use P=0 \(-> 2\) or S=1 \(-> 6\) or F=2 \(-> 3\); P=1 is the worked "
             r"example's, kept because only the size changed: give --stride and --padding too$",
         ),
         (
@@ -679,7 +679,8 @@ def test_a_non_whole_result_is_never_printed_as_whole(capsys):
     code, out, _ = run(["shape", "1000000000001", "2", "2", "--floor"], capsys)
     assert code == 0 and "= 500000000000 + 1/2 -> floor 500000000000 (as PyTorch)" in out
     code, out, _ = run(["shape", "100000", "1", "100000"], capsys)
-    assert code == 1 and "                     = 1 + 99999/100000\n" in out  # was "= 1"
+    assert code == 0 and "                     = 1 + 99999/100000\n" in out  # was "= 1"
+    assert "= 1 + 99999/100000 -> 1: possible" in out  # the stride skips the rest anyway
 
 
 def test_numbers_in_explanations_keep_their_fraction():

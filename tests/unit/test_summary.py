@@ -292,9 +292,11 @@ def test_a_live_model_summarizes_through_architecture_of():
 def test_floor_rounding_shows_the_fraction_and_the_unread_rows():
     row = summarize(parse("alexnet-torchvision")).rows[0]
     assert row.formula == "(224 - 11 + 2*2)/4 + 1 = 55.25 -> 55 (floor)"
-    assert row.notes == (
-        "floor: padded rows 227 (of 0..227) are never read",
-        "floor: padded columns 227 (of 0..227) are never read",
+    assert row.notes == (  # only padding goes unread: strict would accept it too
+        "the last padding row (227 of 0..227) is never read: the same as padding 2 before and 1 "
+        "after",
+        "the last padding column (227 of 0..227) is never read: the same as padding 2 before and "
+        "1 after",
     )
     arch = parse("INPUT(3x10x10) - CONV(D=2, F=3, S=2)")
     assert summarize(arch, floor=True).rows[0].formula == "(10 - 3 + 2*0)/2 + 1 = 4.5 -> 4 (floor)"
@@ -421,8 +423,8 @@ def test_cnnkit_shape_never_prints_a_fraction_as_whole(capsys):
     from cnnkit import cli
 
     assert cli.main(["shape", "-I", "100000", "-F", "1", "-S", "100000", "--floor"]) == 0
-    assert capsys.readouterr().out.startswith(
-        "(100000 - 1 + 2*0)/100000 + 1 = 1 + 99999/100000 -> floor 1 (as PyTorch)"
+    assert capsys.readouterr().out.startswith(  # possible: the stride skips the rest anyway
+        "(100000 - 1 + 2*0)/100000 + 1 = 1 + 99999/100000 -> 1: possible"
     )  # was "= 2 -> floor 1"
     assert cli.main(["shape", "-I", "1000000000001", "-F", "2", "-S", "2", "--floor"]) == 0
     assert "= 500000000000 + 1/2 -> floor 500000000000" in capsys.readouterr().out  # was 5e+11

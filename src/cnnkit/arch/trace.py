@@ -3,8 +3,10 @@
 :func:`trace` builds each layer of an :class:`~cnnkit.arch.specs.Architecture` with shape-only
 parameters (nothing allocated, no random number drawn: VGG16 in milliseconds), asks it for its
 output shape, and collects every problem in the lecture's letters instead of stopping at the
-first: a window that does not divide evenly is reported with its fixes and the trace goes on
-with PyTorch's rounding; a layer that cannot run at all ends it.
+first: a window that does not divide evenly, where rounding down would lose input, is reported
+with its fixes and the trace goes on with PyTorch's rounding; a layer that cannot run at all
+ends it. Each step notes what rounding leaves unread (only padding, say, for ResNet's 3x3
+stride-2 convolutions on even sizes).
 
 >>> from cnnkit.arch.specs import parse
 >>> traced = trace(parse("INPUT(1x10x10) - CONV(D=16, F=3, S=2)"))
@@ -36,7 +38,7 @@ class Step:
     layer: object  # the layer, built with shape-only parameters
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
-    notes: tuple[str, ...] = ()  # e.g. what rounding="floor" leaves unread
+    notes: tuple[str, ...] = ()  # e.g. what rounding down leaves unread
 
     def output_text(self) -> str:
         return volume_text(self.output_shape)
@@ -121,8 +123,8 @@ def _settings(kwargs: dict) -> str:
 def trace(arch: Architecture, *, floor: bool = False) -> Trace:
     """Shapes layer by layer, collecting every problem instead of stopping at the first.
 
-    ``floor=True`` rounds every non-whole output size down as PyTorch does and notes which
-    padded input rows/columns are never read.
+    ``floor=True`` rounds every non-whole output size down as PyTorch does; the notes say
+    which padded input rows/columns are never read.
     """
     if arch.input is None:
         raise ShapeError(
@@ -157,17 +159,18 @@ def _step(index: int, spec: LayerSpec, shape, label: str, floor: bool):
         window = _window_of(spec, batch_shape)
         if window is None or len(shape) != 3:
             return None, [*problems, _fatal(label, shape, error)], True
-        line, fatal = _window_problem(label, spec, window, shape[1:], floor)
+        found = _window_problem(label, spec, window, shape[1:], floor)
+        if found is None:  # not the output size: another refusal of the window's geometry
+            return None, [*problems, _fatal(label, shape, error)], True
+        line, fatal = found
         if fatal:
             return None, [*problems, line], True
         layer, out = _measured(spec, batch_shape, {"rounding": "floor"})
         problems.append(line)
     except CnnkitError as error:
         return None, [*problems, _fatal(label, shape, error)], True
-    window = getattr(layer, "window", None)
-    notes = ()
-    if window is not None and len(shape) == 3 and (floor or window.rounding == "floor"):
-        notes = window.unread_notes(shape[1:])
+    unread = getattr(getattr(layer, "window", None), "unread_notes", None)
+    notes = unread(shape[1:]) if unread is not None and len(shape) == 3 else ()
     return Step(index, spec, layer, tuple(shape), tuple(out[1:]), notes), problems, False
 
 
@@ -237,16 +240,21 @@ def _window_of(spec: LayerSpec, batch_shape):
         return None
 
 
-def _window_problem(label, spec: LayerSpec, window, input_hw, floor: bool) -> tuple[str, bool]:
-    """The problem line in lecture letters with fixes, and whether it is fatal."""
+def _window_problem(label, spec: LayerSpec, window, input_hw, floor: bool):
+    """The problem line in lecture letters with fixes, and whether it is fatal; None when
+    the output size is not what is wrong."""
     window = _with_rounding(window, spec.get("rounding", "strict"))
     problems = window.problems(input_hw, floor=floor)
+    if not problems:
+        return None
     first = problems[0]
     fixes = [
         text
         for fix in first.fixes
         if (text := _lecture_fix(spec, fix.name, fix.value, input_hw, floor)) is not None
     ]
+    if not first.too_large and (text := _ceil_fix(spec, input_hw)) is not None:
+        fixes.append(text)
     where = "" if len(problems) == 2 or input_hw[0] == input_hw[1] else f"{first.axis}: "
     advice = f"; use {' or '.join(fixes)}" if fixes else ""
     if not first.too_large and not floor:
@@ -256,6 +264,20 @@ def _window_problem(label, spec: LayerSpec, window, input_hw, floor: bool) -> tu
         )
     fatal = any(problem.too_large for problem in problems)
     return f"{label} on {input_hw[0]}x{input_hw[1]}: {where}{first.describe()}{advice}", fatal
+
+
+def _ceil_fix(spec: LayerSpec, input_hw) -> str | None:
+    """``ceil=true (-> 5x5)`` for a layer that can round up (pooling's ceil_mode), when that
+    fits."""
+    arg = next((arg for arg in spec.args if arg.name == "ceil_mode"), None)
+    if arg is None or arg.key is None or spec.get("ceil_mode") is not False:
+        return None
+    try:
+        layer = make_layer(spec.with_value("ceil_mode", True), (1, 1, *input_hw))
+        _, _, oh, ow = layer.output_shape((1, 1, *input_hw))
+    except (CnnkitError, AttributeError, TypeError, ValueError):
+        return None
+    return f"{arg.key}=true (-> {oh}x{ow})"
 
 
 def _with_rounding(window, rounding: str):

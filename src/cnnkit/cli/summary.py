@@ -53,8 +53,10 @@ def _add_shape(commands) -> None:
         "shape",
         help="evaluate (I - F + 2P)/S + 1, or list every (F, S, P) that gives an output size",
         description="Evaluate the lecture's formula (I - F + 2P)/S + 1 for one axis and say "
-        "whether the configuration is possible. With --output, list every small (F, S, P) "
-        "that maps I to that output (F <= 11, S <= min(F, 4), P <= F/2); a --filter, "
+        "whether the configuration is possible (a whole number, or rounding down that loses "
+        "no input: only padding, or the gap a stride larger than F skips, goes unread). With "
+        "--output, list every small (F, S, P) that maps I to that output that way (F <= 11, "
+        "S <= min(F, 4), P <= F/2); a --filter, "
         "--stride or --padding given with --output fixes that letter, and only the ways "
         "with it are listed. Exit code 0: possible; 1: impossible.",
     )
@@ -84,13 +86,29 @@ def _search(args: argparse.Namespace) -> int:
     print(f"(I - F + 2P)/S + 1 = {args.output} for I = {args.input}{fixed}: {ways}")
     for s in found:
         arithmetic = shapes.formula(args.input, s.kernel, s.stride, s.padding)
-        print(f"  F={s.kernel} S={s.stride} P={s.padding}   {arithmetic} = {args.output}")
+        left = args.input + 2 * s.padding - s.kernel
+        value = f"{args.output}"
+        if left % s.stride:  # rounded down, losing no input (the strict rule)
+            value = f"{shapes.exact_text(left, s.stride)} -> {args.output} ({_unread(left, s)})"
+        print(f"  F={s.kernel} S={s.stride} P={s.padding}   {arithmetic} = {value}")
     return 0 if found else 1
 
 
+def _unread(left: int, way) -> str:
+    """What rounding down leaves unread: padding, rows in the stride's gap, or both."""
+    rows = left % way.stride
+    padding = min(rows, way.padding)
+    if rows == padding:
+        return "only padding unread"
+    return "only the stride's gap unread" if padding == 0 else "padding and the stride's gap unread"
+
+
 def run_shape(args: argparse.Namespace) -> int:
-    from cnnkit import shapes
+    """The verdict of :class:`cnnkit.explain.shape.ShapeExplanation` (one rule, one text):
+    possible (a whole number, or rounding down that loses no real input), possible with
+    --floor, or impossible with the fixes."""
     from cnnkit.errors import ConfigError
+    from cnnkit.explain.shape import explain_shape
 
     if args.output is not None:
         return _search(args)
@@ -98,20 +116,9 @@ def run_shape(args: argparse.Namespace) -> int:
         raise ConfigError("cnnkit shape: give --filter F (or --output O to search)")
     stride = 1 if args.stride is None else args.stride
     padding = 0 if args.padding is None else args.padding
-    arithmetic = shapes.formula(args.input, args.filter, stride, padding)
-    problem = shapes.axis_problem("size", args.input, args.filter, stride, padding)
-    if problem is not None and args.floor and not problem.too_large:
-        print(
-            f"{arithmetic} = {problem.exact_text} -> floor {problem.floor_output} "
-            "(as PyTorch): "
-            f"the last {problem.dropped} of the {problem.padded_size} padded input positions "
-            "are never read"
-        )
-        return 0
-    if problem is None:
-        result = shapes.output_size(args.input, args.filter, stride, padding)
-        print(f"{arithmetic} = {result}: possible, {result} units along this axis")
-        return 0
-    print(f"{problem.describe()}: impossible")
-    print(problem.advice(letters=True))
-    return 1
+    explained = explain_shape(args.input, args.filter, stride, padding, floor=args.floor)
+    verdict, advice = explained.verdict()
+    print(verdict)
+    if advice is not None:
+        print(advice)
+    return 0 if explained.possible else 1

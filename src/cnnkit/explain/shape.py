@@ -1,4 +1,8 @@
-"""``explain shape``: (I - F + 2P)/S + 1 step by step, with the verdict of ``cnnkit shape``."""
+"""``explain shape``: (I - F + 2P)/S + 1 step by step, with the verdict of ``cnnkit shape``.
+
+A result that is not whole is possible when rounding it down loses no real input (the rule of
+:func:`cnnkit.shapes.lost_rows`): ResNet's 3x3 stride-2 convolution with P=1 on 32 rows gives
+(32 - 3 + 2*1)/2 + 1 = 16.5 -> 16, and only the last padding row goes unread."""
 
 from __future__ import annotations
 
@@ -57,12 +61,35 @@ class ShapeExplanation:
     def unread(self) -> int:
         return self.span % self.stride if self.span >= 0 else 0
 
+    @property
+    def note(self) -> str | None:
+        """Which padded rows rounding down never reads, and why that loses nothing (only
+        padding, or no more than the gap a stride larger than F skips), or None."""
+        p = self.padding
+        return shapes.unread_note("rows", self.size, self.kernel, self.stride, p, p)
+
+    def _lost_text(self) -> str:
+        """Why strict refuses a result it may not round down: the real input it would lose."""
+        p = self.padding
+        lost = shapes.lost_rows(self.size, self.kernel, self.stride, p, p)
+        if not lost or self.span < 0:
+            return ""
+        them = "it is input" if self.unread == 1 else f"{lost} of them input"
+        return f" ({them} that one more window would read)"
+
     def verdict(self) -> tuple[str, str | None]:
         """The lines ``cnnkit shape`` prints: the verdict, and the advice when impossible."""
         problem = self.problem
         if problem is None:
             n = self.output
-            return f"{self.formula} = {n}: possible, {n} units along this axis", None
+            if not self.unread:
+                return f"{self.formula} = {n}: possible, {n} units along this axis", None
+            exact = shapes.exact_text(self.span, self.stride)
+            return (
+                f"{self.formula} = {exact} -> {n}: possible, {n} units along this axis; "
+                f"{self.note}",
+                None,
+            )
         if self.floor and not problem.too_large:
             return (
                 f"{self.formula} = {problem.exact_text} -> floor "
@@ -89,6 +116,7 @@ class ShapeExplanation:
             "floor": self.floor,
             "positions": self.positions[:64],
             "unread": self.unread,
+            "note": self.note,
             "verdict": verdict,
             "advice": advice,
             "fixes": [
@@ -125,6 +153,7 @@ class ShapeExplanation:
                     if self.unread
                     else ": every pixel is read"
                 )
+                + self._lost_text()
             )
         verdict, advice = self.verdict()
         lines.append(verdict)

@@ -24,6 +24,12 @@ from __future__ import annotations
 
 from cnnkit.backend import get_array_module
 from cnnkit.functional.dropout import dropout_backward, dropout_forward  # noqa: F401 (re-exported)
+from cnnkit.functional.reference_pool import (  # noqa: F401 (pooling, re-exported)
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+)
 from cnnkit.shapes import units
 
 NAME = "reference"
@@ -112,59 +118,6 @@ def conv2d_backward(dy, saved, *, workspace=None, input_grad=True):
         dcols = dy_rows @ w.reshape(d, -1)  # (N*OH*OW, C*KH*KW): each unit's share
         dx = unpad(col2im(dcols, padded_shape, w.shape[2:], stride), padding)
     return dx, dw, db
-
-
-# --------------------------------------------------------------------------- pooling
-
-
-def _winners(flat):
-    """The offset in each window whose value is the window's max: the first largest value in
-    row-major order, as PyTorch picks; in a window holding NaN, its last NaN (PyTorch's running
-    max lets each NaN replace the winner so far)."""
-    xp = get_array_module(flat)
-    winner = flat.argmax(axis=-1)
-    nan = xp.isnan(flat)
-    if nan.any():
-        last_nan = flat.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1)
-        winner = xp.where(nan.any(axis=-1), last_nan, winner)
-    return winner
-
-
-def max_pool2d_forward(x, *, kernel, stride, padding, workspace=None):
-    """The largest value of each window (padding is -inf: it never wins)."""
-    xp = get_array_module(x)
-    x_padded = pad(x, padding, value=-xp.inf)
-    every = windows(x_padded, kernel, stride)  # (N, C, OH, OW, KH, KW)
-    flat = every.reshape(*every.shape[:4], kernel[0] * kernel[1])  # (N, C, OH, OW, KH*KW): a copy
-    winner = _winners(flat)  # (N, C, OH, OW)
-    y = xp.take_along_axis(flat, winner[..., None], axis=-1)[..., 0]
-    return y, (winner, x_padded.shape, kernel, stride, padding)
-
-
-def max_pool2d_backward(dy, saved, workspace=None):
-    """Each window's gradient goes to its winner; every other pixel of the window gets 0."""
-    xp = get_array_module(dy)
-    winner, padded_shape, (kh, kw), stride, padding = saved
-    chosen = winner[..., None] == xp.arange(kh * kw)  # (N, C, OH, OW, KH*KW) one-hot
-    blocks = xp.where(chosen, dy[..., None], xp.zeros((), dy.dtype))
-    return unpad(fold(blocks.reshape(*dy.shape, kh, kw), padded_shape, stride), padding)
-
-
-def avg_pool2d_forward(x, *, kernel, stride, padding, workspace=None):
-    """The mean of each window; zero padding counts in the divisor (count_include_pad)."""
-    x_padded = pad(x, padding)
-    kh, kw = kernel
-    y = windows(x_padded, kernel, stride).sum(axis=(4, 5)) / (kh * kw)
-    return y.astype(x.dtype, copy=False), (x_padded.shape, kernel, stride, padding)
-
-
-def avg_pool2d_backward(dy, saved, workspace=None):
-    """Each window's gradient spread evenly over its KH*KW pixels."""
-    xp = get_array_module(dy)
-    padded_shape, (kh, kw), stride, padding = saved
-    share = dy / (kh * kw)
-    blocks = xp.broadcast_to(share[..., None, None], (*dy.shape, kh, kw))
-    return unpad(fold(blocks, padded_shape, stride), padding)
 
 
 # --------------------------------------------------------------------------- the rest

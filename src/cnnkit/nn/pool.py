@@ -1,8 +1,20 @@
-"""MaxPool2d and AvgPool2d: downsample each depth slice independently, with no parameters."""
+"""MaxPool2d and AvgPool2d: downsample each depth slice independently, with no parameters.
+
+PyTorch's arguments and semantics: ``dilation`` (max pooling only: F taps d apart, a window
+spanning d(F - 1) + 1 inputs), ``ceil_mode`` (count windows rounding up; the last one may run
+past the bottom/right padding, where nothing is read, and must start inside the input or its
+left padding) and ``count_include_pad`` (average pooling only: whether zero padding counts in
+the divisor). ``rounding`` is cnnkit's: "strict" refuses an output size that is not a whole
+number where rounding down would lose input, "floor" rounds down as PyTorch does.
+
+In architecture strings: ``POOL(max, F=3, S=2, ceil=true)``, ``POOL(avg, F=3, S=2, P=1,
+count_include_pad=false)``, ``POOL(max, F=3, dilation=2)``.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from cnnkit import shapes
 from cnnkit.errors import ConfigError, ShapeError
@@ -12,7 +24,13 @@ from cnnkit.nn.checks import check_array, check_rounding, int_pair, short
 from cnnkit.nn.context import keep
 from cnnkit.nn.layer import Layer
 from cnnkit.nn.registry import register_layer
-from cnnkit.nn.spec_args import Arg, Choice, Size
+from cnnkit.nn.spec_args import Arg, Choice, Flag, Size
+
+
+def _flag(owner: str, name: str, value) -> bool:
+    if value is not True and value is not False:
+        raise ConfigError(f"{owner}: {name} must be True or False, got {value!r}")
+    return value
 
 
 @register_layer("POOL", aliases={"MAXPOOL": {"kind": "max"}, "AVGPOOL": {"kind": "avg"}})
@@ -20,27 +38,34 @@ class _Pool2d(Layer):
     """Shared shell: an F x F window (``kernel_size``) moved by S (``stride``, default F)."""
 
     kind = ""
+    dilation = (1, 1)  # average pooling has none
+    count_include_pad = True  # max pooling never counts
     spec_args = (
         Arg("kind", "kind", Choice("max", "avg"), "max", positional=True, always=True),
         Arg("kernel_size", "F", Size(), meaning="window size"),
         Arg("stride", "S", Size(), always=True, default_from="kernel_size"),
         Arg("padding", "P", Size(0), 0),
+        Arg("dilation", "dilation", Size(), 1),
+        Arg("ceil_mode", "ceil", Flag(), False),
+        Arg("count_include_pad", "count_include_pad", Flag(), True),
         Arg("rounding", "round", Choice("strict", "floor"), "strict"),
     )
     spec_example = "POOL(F=2)"
 
-    def __init__(self, kernel_size, stride=None, padding=0, *, rounding: str = "strict") -> None:
+    def _setup(self, kernel_size, stride, padding, dilation, ceil_mode, rounding) -> None:
         owner = type(self).__name__
         self.kernel_size = int_pair(owner, "kernel_size", kernel_size, minimum=1)
         self.stride = self.kernel_size if stride is None else int_pair(owner, "stride", stride, 1)
         self.padding = int_pair(owner, "padding", padding, minimum=0)
+        self.dilation = int_pair(owner, "dilation", dilation, minimum=1)
         for axis, (p, k) in enumerate(zip(self.padding, self.kernel_size, strict=True)):
-            if p > k // 2:
+            if p > k // 2:  # PyTorch's bound, with the undilated window
                 raise ConfigError(
                     f"{owner}(kernel_size={short(self.kernel_size)}): padding must be at most half "
                     f"the window ({k}//2 = {k // 2}) so every window holds an input value, "
                     f"got padding={self.padding[axis]}; use padding<={k // 2}"
                 )
+        self.ceil_mode = _flag(owner, "ceil_mode", ceil_mode)
         self.rounding = check_rounding(owner, rounding)
         self.window = shapes.Window(
             self.kernel_size,
@@ -49,6 +74,8 @@ class _Pool2d(Layer):
             self.rounding,
             kind="window",
             max_padding=(self.kernel_size[0] // 2, self.kernel_size[1] // 2),
+            dilation=self.dilation,
+            ceil_mode=self.ceil_mode,
         )
 
     @classmethod
@@ -65,6 +92,23 @@ class _Pool2d(Layer):
                     ("padding", f"POOL padding must be at most F/2 = {k // 2}, got {p}")
                 )
                 break
+        kind = config.get("kind", "max")
+        if kind == "avg" and config.get("dilation", (1, 1)) != (1, 1):
+            problems.append(
+                (
+                    "dilation",
+                    "POOL(avg) has no dilation (PyTorch's AvgPool2d has none); remove dilation "
+                    "or use POOL(max, ...)",
+                )
+            )
+        if kind == "max" and config.get("count_include_pad", True) is not True:
+            problems.append(
+                (
+                    "count_include_pad",
+                    "count_include_pad is for POOL(avg, ...): a max pool never counts its "
+                    "padding (it is -inf); remove count_include_pad",
+                )
+            )
         return problems
 
     def spec_config(self) -> dict:
@@ -74,35 +118,55 @@ class _Pool2d(Layer):
     def sides(self):
         return tuple((p, p) for p in self.padding)
 
-    def get_config(self) -> dict:
-        return {
-            "kernel_size": self.kernel_size,
-            "stride": self.stride,
-            "padding": self.padding,
-            "rounding": self.rounding,
-        }
-
     def extra_repr(self) -> str:
         text = f"kernel_size={short(self.kernel_size)}"
         if self.stride != self.kernel_size:
             text += f", stride={short(self.stride)}"
         if self.padding != (0, 0):
             text += f", padding={short(self.padding)}"
+        if self.dilation != (1, 1):
+            text += f", dilation={short(self.dilation)}"
+        if self.ceil_mode:
+            text += ", ceil_mode=True"
+        if not self.count_include_pad:
+            text += ", count_include_pad=False"
         if self.rounding != "strict":
             text += f", rounding={self.rounding!r}"
         return text
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """(N, C, H, W) -> (N, C, OH, OW) with OH = (H - F + 2P)/S + 1."""
+        """(N, C, H, W) -> (N, C, OH, OW) with OH = (H - F + 2P)/S + 1 (F the window's span,
+        d(F - 1) + 1 when dilated; rounded up with ``ceil_mode``)."""
         if len(input_shape) != 4:
             raise ShapeError(
                 f"{self!r}: expected a 4-D input (N, C, H, W), got shape {tuple(input_shape)}"
             )
         n, c, h, w = input_shape
-        oh, ow = self.window.output_hw(self, (h, w))
+        try:
+            oh, ow = self.window.output_hw(self, (h, w))
+        except ShapeError as error:
+            raise self._with_ceil_fix(error, (h, w)) from None
+        empty = self.window.padding_only((h, w)) if self.dilation != (1, 1) else None
+        if empty is not None:
+            raise ShapeError(f"{self!r}: on {h}x{w}, {empty}; use padding=0 or a smaller dilation")
         return (n, c, oh, ow)
 
-    def _engine_calls(self, engine):
+    def _with_ceil_fix(self, error: ShapeError, input_hw) -> ShapeError:
+        """``error``, offering ``ceil_mode=True`` too where rounding up fits."""
+        if self.ceil_mode or any(p.too_large for p in getattr(error, "problems", ())):
+            return error
+        try:
+            oh, ow = replace(self.window, ceil_mode=True).output_hw(self, input_hw)
+        except ShapeError:
+            return error
+        found = ShapeError(f"{error}; or ceil_mode=True (-> {oh}x{ow}, rounding up)")
+        found.problems = getattr(error, "problems", ())
+        return found
+
+    def _forward(self, engine, x, workspace):
+        raise NotImplementedError
+
+    def _backward(self, engine):
         raise NotImplementedError
 
     def forward(self, x):
@@ -110,22 +174,14 @@ class _Pool2d(Layer):
         check_array(self, x, 4, "(N, C, H, W)")
         self.output_shape(x.shape)
         engine = current()
-        forward, _ = self._engine_calls(engine)
-        y, saved = forward(
-            x,
-            kernel=self.kernel_size,
-            stride=self.stride,
-            padding=self.sides,
-            workspace=self._local.workspace,
-        )
+        y, saved = self._forward(engine, x, self._local.workspace)
         keep(self._local.call, engine, saved)
         return y
 
     def backward(self, dy):
         """dy (N, C, OH, OW) -> dx (N, C, H, W)."""
         engine, saved = self._local.call.saved
-        _, backward = self._engine_calls(engine)
-        return backward(dy, saved, self._local.workspace)
+        return self._backward(engine)(dy, saved, self._local.workspace)
 
     # -- what the summary and the explanations ask ------------------------------------------------
     def connections(self, input_shape) -> tuple[int, None]:
@@ -135,43 +191,125 @@ class _Pool2d(Layer):
     def field_after(self, field):
         return self.window.field_after(field)
 
+    def _what(self) -> str:
+        raise NotImplementedError
+
     def explain(self, input_shape) -> str:
         _, c, h, w = input_shape
         _, _, oh, ow = self.output_shape(input_shape)
         formula = self.window.formula((h, w), (oh, ow))
-        what = "largest value" if self.kind == "max" else "mean"
-        return (
-            f"POOL ({self.kind}): the {what} of each {short(self.kernel_size)}x"
-            f"{short(self.kernel_size)} window, moved by S={short(self.stride)}, in each of the "
-            f"{c} depth slices on its own: {formula}, so {h}x{w}x{c} -> {oh}x{ow}x{c}; no "
-            "parameters."
+        size = f"{self.kernel_size[0]}x{self.kernel_size[1]}"
+        if self.dilation != (1, 1):
+            extent = self.window.spans
+            size += f" (taps {short(self.dilation)} apart, spanning {extent[0]}x{extent[1]})"
+        text = (
+            f"POOL ({self.kind}): the {self._what()} of each {size} window, moved by "
+            f"S={short(self.stride)}, in each of the {c} depth slices on its own: {formula}, so "
+            f"{h}x{w}x{c} -> {oh}x{ow}x{c}; no parameters."
         )
+        notes = self.window.unread_notes((h, w))
+        return " ".join([text, *(note[0].upper() + note[1:] + "." for note in notes)])
 
 
 class MaxPool2d(_Pool2d):
     """Largest value of each window; backward routes the gradient to that value's position.
 
-    Padding is -inf (never chosen) and may be at most half the window, as in PyTorch.
+    Padding is -inf (never chosen) and may be at most half the window, as in PyTorch;
+    ``dilation`` spaces the window's taps, ``ceil_mode`` counts windows rounding up.
     """
 
     kind = "max"
 
-    def _engine_calls(self, engine):
-        return engine.max_pool2d_forward, engine.max_pool2d_backward
+    def __init__(
+        self,
+        kernel_size,
+        stride=None,
+        padding=0,
+        dilation=1,
+        ceil_mode: bool = False,
+        *,
+        rounding: str = "strict",
+    ) -> None:
+        self._setup(kernel_size, stride, padding, dilation, ceil_mode, rounding)
+
+    def get_config(self) -> dict:
+        return {
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding,
+            "dilation": self.dilation,
+            "ceil_mode": self.ceil_mode,
+            "rounding": self.rounding,
+        }
+
+    def _forward(self, engine, x, workspace):
+        return engine.max_pool2d_forward(
+            x,
+            kernel=self.kernel_size,
+            stride=self.stride,
+            padding=self.sides,
+            dilation=self.dilation,
+            ceil_mode=self.ceil_mode,
+            workspace=workspace,
+        )
+
+    def _backward(self, engine):
+        return engine.max_pool2d_backward
+
+    def _what(self) -> str:
+        return "largest value"
 
     def memory(self, input_shape, dtype_bytes: int, layout):
         out = self.output_shape(input_shape)
-        kept = max_pool_kept_bytes(out[1], out[2:], self.kernel_size, self.stride)
+        kept = max_pool_kept_bytes(out[1], out[2:], self.kernel_size, self.stride, self.dilation)
         return math.prod(out[1:]) * dtype_bytes, kept, layout
 
 
 class AvgPool2d(_Pool2d):
-    """Mean of each window; zero padding counts in the divisor (PyTorch's default)."""
+    """Mean of each window; zero padding counts in the divisor (``count_include_pad=True``,
+    PyTorch's default) or not; with ``ceil_mode`` positions past the padding never count."""
 
     kind = "avg"
 
-    def _engine_calls(self, engine):
-        return engine.avg_pool2d_forward, engine.avg_pool2d_backward
+    def __init__(
+        self,
+        kernel_size,
+        stride=None,
+        padding=0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        *,
+        rounding: str = "strict",
+    ) -> None:
+        self._setup(kernel_size, stride, padding, 1, ceil_mode, rounding)
+        self.count_include_pad = _flag(type(self).__name__, "count_include_pad", count_include_pad)
+
+    def get_config(self) -> dict:
+        return {
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding,
+            "ceil_mode": self.ceil_mode,
+            "count_include_pad": self.count_include_pad,
+            "rounding": self.rounding,
+        }
+
+    def _forward(self, engine, x, workspace):
+        return engine.avg_pool2d_forward(
+            x,
+            kernel=self.kernel_size,
+            stride=self.stride,
+            padding=self.sides,
+            ceil_mode=self.ceil_mode,
+            count_include_pad=self.count_include_pad,
+            workspace=workspace,
+        )
+
+    def _backward(self, engine):
+        return engine.avg_pool2d_backward
+
+    def _what(self) -> str:
+        return "mean" if self.count_include_pad else "mean of the input values (not the padding)"
 
     def memory(self, input_shape, dtype_bytes: int, layout):
         out = self.output_shape(input_shape)

@@ -1,5 +1,6 @@
-"""(I - F + 2P)/S + 1 along one axis: the count, the formula written out, what is wrong when it
-is not a whole number, and the nearest fixes."""
+"""(I - F + 2P)/S + 1 along one axis: the count, the formula written out, the rule that decides
+whether a non-whole result may be rounded down (:func:`lost_rows`), what is wrong when it may
+not, and the nearest fixes."""
 
 from __future__ import annotations
 
@@ -43,19 +44,61 @@ def span(kernel: int, dilation: int = 1) -> int:
     return dilation * (kernel - 1) + 1
 
 
-def formula(size: int, kernel: int, stride: int, padding: Padding, dilation: int = 1) -> str:
+def ceil_units(size: int, extent: int, stride: int, before: int, after: int) -> int:
+    """PyTorch's ``ceil_mode`` count: ceil((I + 2P - F)/S) + 1, less one when that last window
+    would start at or beyond I + P (past the input and its left padding), for a window
+    spanning ``extent`` inputs. May be 0 or less: then not even one window fits.
+
+    >>> ceil_units(7, 3, 2, 0, 0), ceil_units(6, 3, 2, 1, 1), ceil_units(5, 2, 2, 1, 1)
+    (3, 4, 3)
+    """
+    count = -(-(size + before + after - extent) // stride) + 1
+    if (count - 1) * stride >= size + before:
+        count -= 1
+    return count
+
+
+def lost_rows(size: int, extent: int, stride: int, before: int, after: int) -> int:
+    """The rule of ``rounding="strict"``: how many rows (or columns) of real input rounding
+    down leaves unread although a further window would have read them; 0 accepts.
+
+    With r = (I + P_before + P_after - F) mod S rows left over after the last window (F the
+    window's span), rounding down is harmless when those rows are only padding (r <= P_after:
+    as if padded P_before before and P_after - r after) or lie in the gap that a stride larger
+    than the window skips after every window anyway (r - P_after <= S - F). A window larger
+    than the padded input is another matter (see :func:`axis_problem`).
+
+    >>> lost_rows(32, 3, 2, 1, 1), lost_rows(32, 1, 2, 0, 0), lost_rows(10, 3, 2, 0, 0)
+    (0, 0, 1)
+    """
+    left = (size + before + after - extent) % stride
+    return max(0, left - after - max(0, stride - extent))
+
+
+def formula(
+    size: int,
+    kernel: int,
+    stride: int,
+    padding: Padding,
+    dilation: int = 1,
+    *,
+    ceil: bool = False,
+) -> str:
     """The formula with the numbers in: ``(10 - 3 + 2*0)/2 + 1``.
 
     Asymmetric padding (``(before, after)``, as from ``padding="same"`` with an even filter) is
     written ``(8 - 4 + 1 + 2)/1 + 1``. A dilated window (taps ``dilation`` apart) spans
     d(F - 1) + 1 inputs: ``(32 + 2*2 - 2*(3 - 1) - 1)/1 + 1``, PyTorch's
-    (I + 2P - d(F - 1) - 1)/S + 1.
+    (I + 2P - d(F - 1) - 1)/S + 1. ``ceil`` (pooling's ``ceil_mode``) rounds the quotient up:
+    ``ceil((7 - 3 + 2*0)/2) + 1``.
     """
     before, after = padding_sides(padding)
     pad_text = f"2*{before}" if before == after else f"{before} + {after}"
     if dilation != 1:
-        return f"({size} + {pad_text} - {dilation}*({kernel} - 1) - 1)/{stride} + 1"
-    return f"({size} - {kernel} + {pad_text})/{stride} + 1"
+        quotient = f"({size} + {pad_text} - {dilation}*({kernel} - 1) - 1)/{stride}"
+    else:
+        quotient = f"({size} - {kernel} + {pad_text})/{stride}"
+    return f"ceil({quotient}) + 1" if ceil else f"{quotient} + 1"
 
 
 def exact_text(span: int, stride: int) -> str:
@@ -224,16 +267,23 @@ def axis_problem(
     window: str = "filter",
     max_padding: int | None = None,
     dilation: int = 1,
+    ceil_mode: bool = False,
 ) -> AxisProblem | None:
     """Check one axis; ``None`` when it fits, else the problem with its arithmetic and fixes.
 
-    ``max_padding`` bounds padding fixes (pooling windows allow at most half the window).
-    ``dilation`` spaces the window's taps: it then spans d(F - 1) + 1 inputs.
+    ``rounding="strict"`` accepts what :func:`lost_rows` accepts (a whole number, or rounding
+    down that loses no real input), ``"floor"`` any window that fits. ``max_padding`` bounds
+    padding fixes (pooling windows allow at most half the window). ``dilation`` spaces the
+    window's taps: it then spans d(F - 1) + 1 inputs. ``ceil_mode`` (pooling) counts with
+    :func:`ceil_units`, which fits by construction whenever one window starts in the input.
     """
     sides = padding_sides(padding)
     padded = size + sum(sides)
     extent = span(kernel, dilation)
-    if extent <= padded and (rounding == "floor" or (padded - extent) % stride == 0):
+    if ceil_mode:
+        if ceil_units(size, extent, stride, *sides) >= 1:
+            return None
+    elif extent <= padded and (rounding == "floor" or lost_rows(size, extent, stride, *sides) == 0):
         return None
     fixes = _fixes(size, kernel, stride, sides, max_padding, dilation)
     return AxisProblem(axis, size, kernel, stride, sides, window, fixes, dilation)
@@ -263,6 +313,7 @@ def output_hw(
     window: str = "filter",
     max_padding: tuple[int, int] | None = None,
     dilation: tuple[int, int] = (1, 1),
+    ceil_mode: bool = False,
 ) -> tuple[int, int]:
     """Output (height, width) of a window sliding over ``input_hw``, or one :class:`ShapeError`.
 
@@ -282,6 +333,7 @@ def output_hw(
             window=window,
             max_padding=None if max_padding is None else max_padding[index],
             dilation=dilation[index],
+            ceil_mode=ceil_mode,
         )
         if problem is not None:
             problems.append(problem)
@@ -292,8 +344,14 @@ def output_hw(
         error = ShapeError(f"{owner}: {text}")
         error.problems = tuple(problems)
         raise error
+    extents = [span(kernel[i], dilation[i]) for i in range(2)]
+    if ceil_mode:
+        return tuple(  # type: ignore[return-value]
+            ceil_units(input_hw[i], extents[i], stride[i], *padding_sides(padding[i]))
+            for i in range(2)
+        )
     return tuple(  # type: ignore[return-value]
-        units(input_hw[i], span(kernel[i], dilation[i]), stride[i], padding[i]) for i in range(2)
+        units(input_hw[i], extents[i], stride[i], padding[i]) for i in range(2)
     )
 
 

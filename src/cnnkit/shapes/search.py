@@ -1,5 +1,6 @@
-"""The searches behind the fixes and ``cnnkit shape --output``, by arithmetic instead of
-enumeration: each answer takes time independent of how large I, F, S or P are.
+"""The searches behind the fixes, by arithmetic instead of enumeration: each answer takes time
+independent of how large I, F, S or P are (``cnnkit shape --output`` lists its ways with
+:mod:`cnnkit.shapes.ways`).
 
 A padding or filter fix is the nearest member of an arithmetic progression (the values that make
 (I - F + 2P)/S a whole number), a stride fix the nearest divisor of I + 2P - F, found from its
@@ -10,13 +11,9 @@ among the divisors below :data:`SMALL_DIVISORS` and their cofactors only.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
-from cnnkit.errors import ConfigError
 
 FACTOR_LIMIT = 2**64  # spans up to this are factored completely (Pollard's rho)
 SMALL_DIVISORS = 2**16  # beyond it, stride fixes come from divisors below this and cofactors
-SOLUTIONS_LIMIT = 100_000  # solutions() lists at most this many (F, S, P)
 _SMALL_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
 
 
@@ -145,127 +142,3 @@ def nearest_symmetric_padding(
     residue = ((kernel - size) // g) * pow(2 // g, -1, modulus) % modulus if modulus > 1 else 0
     lowest = max(0, -((size - kernel) // 2))  # ceil((kernel - size) / 2)
     return nearest_in_progression(residue, modulus, lowest, limit, target, exclude=target)
-
-
-@dataclass(frozen=True)
-class Solution:
-    kernel: int
-    stride: int
-    padding: int
-
-
-def solutions(
-    size: int,
-    output: int,
-    *,
-    max_kernel: int = 11,
-    max_stride: int = 4,
-    kernel: int | None = None,
-    stride: int | None = None,
-    padding: int | None = None,
-) -> list[Solution]:
-    """Every (F, S, P) with small values that maps ``size`` to ``output`` exactly.
-
-    Small means F <= ``max_kernel``, S <= min(F, ``max_stride``) (a larger stride skips input
-    pixels) and P <= F // 2 (as "same" padding; more mostly adds windows of zeros). For each S,
-    P = (F + (O - 1)*S - I)/2 is determined by F, so the answer is counted before it is listed;
-    more than :data:`SOLUTIONS_LIMIT` answers raise :class:`ConfigError`.
-
-    ``kernel``, ``stride`` or ``padding`` fix that letter (``cnnkit shape --output O --filter
-    F``): only the ways with that value are listed, and the letter's own bound is lifted.
-
-    >>> [(s.kernel, s.stride, s.padding) for s in solutions(10, 5)][:4]
-    [(2, 2, 0), (4, 2, 1), (6, 1, 0), (6, 2, 2)]
-    >>> [(s.kernel, s.stride, s.padding) for s in solutions(10, 5, kernel=10**12)]
-    [(1000000000000, 1, 499999999997), (1000000000000, 2, 499999999999)]
-    >>> [(s.kernel, s.stride, s.padding) for s in solutions(10, 5, kernel=4)]
-    [(4, 2, 1)]
-    """
-    if (kernel, stride, padding) != (None, None, None):
-        found = _fixed(size, output, kernel, stride, padding, max_kernel, max_stride)
-        return sorted(found, key=lambda s: (s.kernel, s.stride, s.padding))
-    ranges, total = [], 0
-    first_stride = 1 if output == 1 else max(1, -((max_kernel - size) // (output - 1)))
-    last_stride = min(max_kernel, max_stride)
-    if output > 1:
-        last_stride = min(last_stride, size // (output - 1))
-    for stride in range(first_stride, last_stride + 1):
-        c = (output - 1) * stride - size  # P = (F + c)/2 needs F + c even, F >= -c, c <= 0
-        start = max(-c, stride, 1)
-        start += (start - c) % 2
-        if c > 0 or start > max_kernel:
-            continue
-        ranges.append((stride, c, start))
-        total += (max_kernel - start) // 2 + 1
-        if total > SOLUTIONS_LIMIT:
-            raise ConfigError(
-                f"solutions(I={size}, O={output}, max_kernel={max_kernel}, "
-                f"max_stride={max_stride}): more than {SOLUTIONS_LIMIT:,} ways (F, S, P); "
-                "give a smaller max_kernel (cnnkit shape: a smaller --filter)"
-            )
-    found = [
-        Solution(kernel, stride, (kernel + c) // 2)
-        for stride, c, start in ranges
-        for kernel in range(start, max_kernel + 1, 2)
-    ]
-    return sorted(found, key=lambda s: (s.kernel, s.stride, s.padding))
-
-
-def _counted(where: str, ways: range) -> range:
-    if len(ways) > SOLUTIONS_LIMIT:
-        raise ConfigError(
-            f"solutions({where}): more than {SOLUTIONS_LIMIT:,} ways (F, S, P); fix another "
-            "letter too (cnnkit shape: give --stride S or --padding P as well)"
-        )
-    return ways
-
-
-def _fixed(size, output, kernel, stride, padding, max_kernel, max_stride) -> list[Solution]:
-    """:func:`solutions` with some letters fixed: each case by arithmetic, counted first."""
-    m = output - 1  # I + 2P - F = (O - 1) * S
-    where = f"I={size}, O={output}, F={kernel}, S={stride}, P={padding}"
-    if kernel is not None and stride is not None:
-        twice = kernel + m * stride - size  # 2P
-        bound = twice // 2 == padding if padding is not None else twice // 2 <= kernel // 2
-        ok = twice >= 0 and twice % 2 == 0 and bound
-        return [Solution(kernel, stride, twice // 2)] if ok else []
-    if stride is not None:  # F free: F = I + 2P - (O - 1)S
-        c = m * stride - size
-        if padding is not None:
-            found = 2 * padding - c
-            return [Solution(found, stride, padding)] if 1 <= found <= max_kernel else []
-        if c > 0:  # P <= F // 2 needs (O - 1)S <= I
-            return []
-        start = max(-c, 1)
-        start += (start + c) % 2  # F + c = 2P is even
-        kernels = _counted(where, range(start, max_kernel + 1, 2))
-        return [Solution(k, stride, (k + c) // 2) for k in kernels]
-    if kernel is None:  # only P fixed: F = I + 2P - (O - 1)S, with S <= F
-        n = size + 2 * padding
-        if m == 0:
-            strides = range(1, min(n, max_stride) + 1) if n <= max_kernel else range(0)
-        else:
-            lo = max(1, -((max_kernel - n) // m))  # F <= max_kernel
-            strides = range(lo, min(max_stride, (n - 1) // m, n // (m + 1)) + 1)
-        return [Solution(n - m * s, s, padding) for s in _counted(where, strides)]
-    top = min(kernel, max_stride)  # S free: S <= min(F, max_stride)
-    if padding is not None:
-        span = size + 2 * padding - kernel
-        if m == 0:
-            strides = range(1, top + 1) if span == 0 else range(0)
-        elif span > 0 and span % m == 0 and span // m <= top:
-            strides = range(span // m, span // m + 1)
-        else:
-            strides = range(0)
-        return [Solution(kernel, s, padding) for s in _counted(where, strides)]
-    if m == 0:
-        fits = kernel >= size and (kernel - size) % 2 == 0
-        strides = range(1, top + 1) if fits else range(0)
-    else:  # I - F <= (O - 1)S <= I, with (O - 1)S = I - F (mod 2)
-        lo, hi = max(1, -((kernel - size) // m)), min(top, size // m)
-        if m % 2 == 0:
-            strides = range(lo, hi + 1) if (size - kernel) % 2 == 0 else range(0)
-        else:
-            strides = range(lo + (lo - size + kernel) % 2, hi + 1, 2)
-    ways = _counted(where, strides)
-    return [Solution(kernel, s, (kernel + m * s - size) // 2) for s in ways]

@@ -10,12 +10,14 @@ import numpy as np
 from cnnkit.shapes.formula import (
     AxisProblem,
     axis_problem,
+    ceil_units,
     exact_text,
     formula,
     output_hw,
     span,
     units,
 )
+from cnnkit.shapes.notes import ceil_note, unread_note
 
 Pair = tuple[int, int]
 Sides = tuple[Pair, Pair]  # ((top, bottom), (left, right))
@@ -54,6 +56,7 @@ class Window:
     kind: str = "filter"  # "filter" (CONV) or "window" (POOL), for messages
     max_padding: Pair | None = None  # pooling: at most half the window
     dilation: Pair = (1, 1)  # taps d apart: a window spans d(F - 1) + 1 inputs
+    ceil_mode: bool = False  # pooling: round up, PyTorch's ceil_mode (see formula.ceil_units)
 
     @property
     def before(self) -> Pair:
@@ -76,6 +79,7 @@ class Window:
             window=self.kind,
             max_padding=self.max_padding,
             dilation=self.dilation,
+            ceil_mode=self.ceil_mode,
         )
 
     def floor_hw(self, input_hw) -> Pair:
@@ -109,38 +113,80 @@ class Window:
                 window=self.kind,
                 max_padding=limit,
                 dilation=d,
+                ceil_mode=self.ceil_mode,
             )
             if problem is not None:
                 found.append(problem)
         return found
 
     def formula(self, input_hw, output_hw, *, floor: bool = False) -> str:
-        """``(227 - 11 + 2*0)/4 + 1 = 55``; both axes labelled when they differ; a rounded
-        result written ``4.5 -> 4 (floor)``."""
-        rounding = "floor" if floor or self.rounding == "floor" else "strict"
+        """``(227 - 11 + 2*0)/4 + 1 = 55``; both axes labelled when they differ; a result
+        rounded down written ``16.5 -> 16`` (``4.5 -> 4 (floor)`` where the layer, or
+        ``floor``, rounds down whatever it loses); with ``ceil_mode``
+        ``ceil((7 - 3 + 2*0)/2) + 1 = 3``."""
+        floor = floor or self.rounding == "floor"
         axes = []
         for size, k, s, sides, result, d in zip(
             input_hw, self.kernel, self.stride, self.sides, output_hw, self.dilation, strict=True
         ):
             left = size + sum(sides) - span(k, d)
-            exact = exact_text(left, s)
-            value = str(result) if left % s == 0 else f"{exact} -> {result} ({rounding})"
-            axes.append(f"{formula(size, k, s, sides, d)} = {value}")
+            if self.ceil_mode:
+                up = -(-left // s) + 1
+                value = str(up) if up == result else f"{up} -> {result} ({_ceil_why(up)})"
+            elif left % s == 0:
+                value = str(result)
+            else:
+                value = f"{exact_text(left, s)} -> {result}{' (floor)' if floor else ''}"
+            axes.append(f"{formula(size, k, s, sides, d, ceil=self.ceil_mode)} = {value}")
         return axes[0] if axes[0] == axes[1] else f"H: {axes[0]}, W: {axes[1]}"
 
     def unread_notes(self, input_hw) -> tuple[str, ...]:
-        """Which padded rows and columns floor rounding never reads."""
+        """What rounding leaves unread (padded rows and columns after the last window, and
+        why that loses nothing, or ``floor: ...`` where it loses input), and where a
+        ``ceil_mode`` window runs past the padded input."""
         notes = []
-        for axis, size, k, s, sides in zip(
+        for words, size, extent, s, (before, after) in zip(
             ("rows", "columns"), input_hw, self.spans, self.stride, self.sides, strict=True
         ):
-            padded = size + sum(sides)
-            if padded >= k and (padded - k) % s:
-                dropped = (padded - k) % s
-                first = padded - dropped
-                names = f"{first}" if dropped == 1 else f"{first}..{padded - 1}"
-                notes.append(f"floor: padded {axis} {names} (of 0..{padded - 1}) are never read")
+            note = None
+            if self.ceil_mode:
+                note = ceil_note(words, size, extent, s, before, after)
+                floor_count = units(size, extent, s, (before, after))
+                if note is None and ceil_units(size, extent, s, before, after) != floor_count:
+                    continue  # the extra window ends exactly at the padded input's end
+            if note is None:
+                note = unread_note(words, size, extent, s, before, after)
+            if note is not None:
+                notes.append(note)
         return tuple(notes)
+
+    def padding_only(self, input_hw) -> str | None:
+        """Where a dilated window's taps all fall in the padding (a max over nothing but -inf),
+        in words, else None. Only a window that starts in the top/left padding can: any other
+        window's first tap is input."""
+        for axis, words, size, k, s, (before, after), d in zip(
+            ("height", "width"),
+            ("rows", "columns"),
+            input_hw,
+            self.kernel,
+            self.stride,
+            self.sides,
+            self.dilation,
+            strict=True,
+        ):
+            for o in range(-(-before // s) if d > 1 else 0):
+                start = o * s
+                first = -(-(before - start) // d)  # the first tap at or after the input's start
+                if first < k and start + first * d < before + size:
+                    continue
+                taps = ", ".join(str(start + j * d) for j in range(min(k, 4)))
+                more = ", ..." if k > 4 else ""
+                return (
+                    f"window {o} along the {axis} reads only padding (taps at padded {words} "
+                    f"{taps}{more}; the input is {before}..{before + size - 1} of "
+                    f"0..{size + before + after - 1}), so its max would be -inf"
+                )
+        return None
 
     def field_after(self, field: Field) -> Field:
         return field.through(self.spans, self.stride, self.before)
@@ -149,3 +195,14 @@ class Window:
     def taps(self) -> int:
         """Positions in one window (F*F)."""
         return int(np.prod(self.kernel))
+
+
+def _ceil_why(count: int) -> str:
+    """Why ``ceil_mode`` drops its last window: PyTorch's rule."""
+    return f"the {_ordinal(count)} window would start in the padding after the input"
+
+
+def _ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ``11th``, ``21st``."""
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

@@ -143,7 +143,7 @@ def _row(step: Step, batch, floor, field, seen: dict, out_bytes, kept) -> Row:
     for _, parameter in own:
         seen.setdefault(id(parameter), step.index)
     params = sum(p.size for _, p in own) - sum(p.size for _, p, _ in shared)
-    notes = step.notes
+    notes = step.notes or _unread_notes(layer, step)
     if shared:
         names = ", ".join(name for name, _, _ in shared)
         earlier = ", ".join(sorted({str(index) for _, _, index in shared}))
@@ -179,6 +179,15 @@ def _row(step: Step, batch, floor, field, seen: dict, out_bytes, kept) -> Row:
 def _connections(layer, shape) -> tuple[int, int | None]:
     ask = getattr(layer, "connections", None)
     return ask(shape) if ask is not None else (1, None)
+
+
+def _unread_notes(layer, step: Step) -> tuple[str, ...]:
+    """What the layer's window leaves unread, or reads past (a live model's steps carry no
+    notes of their own; an architecture's have them from the trace)."""
+    unread = getattr(getattr(layer, "window", None), "unread_notes", None)
+    if unread is None or len(step.input_shape) != 3:
+        return ()
+    return unread(step.input_shape[1:])
 
 
 def _formula(layer, step: Step, floor: bool) -> str | None:
