@@ -169,7 +169,9 @@ def test_an_unknown_keyword_lists_the_registered_ones_and_the_closest():
         cnnkit.parse("INPUT(1x8x8) - SCALEE(init=2)")
     message = str(caught.value)
     assert message.startswith("col 16: unknown layer 'SCALEE'; did you mean SCALE?")
-    listed = "CONV, FC, FLATTEN, GAP, LEAKYRELU, NORMALIZE, POOL, RELU, SCALE, SIGMOID, TANH"
+    listed = (
+        "BN, BN1D, CONV, FC, FLATTEN, GAP, LEAKYRELU, NORMALIZE, POOL, RELU, SCALE, SIGMOID, TANH"
+    )
     assert listed in message
 
 

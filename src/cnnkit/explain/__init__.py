@@ -54,6 +54,13 @@ backprop
     :func:`explain_backprop`: on a tiny conv layer, every unit's contribution
     dy[p, q] * x[region(p, q)][i, j] to one shared weight w[0, c, i, j], their sum, and the
     engine's ``weight.grad`` (and the bias: the sum of dy against ``bias.grad``).
+batchnorm
+    :func:`explain_batchnorm`: the engine's BatchNorm2d (float64) on a seeded batch of small
+    integers (``--images`` 4, ``--channels`` 2, ``--size`` 2), one training step then
+    evaluation, for one ``--channel``: its M = N*H*W values, mean, biased variance, x_hat,
+    the layer's y = weight*x_hat + bias (weight 2, bias 0.5 to show the map), the running
+    update with the unbiased variance against the layer's buffers, and the layer's
+    evaluation output from the running statistics.
 
 JSON (``to_dict()``; every document has ``"schema"``; keys are only added under a new schema)
 ------------------------------------------------------------------------------------------------
@@ -97,6 +104,12 @@ output values compared)}]}], ``skipped`` ([str]: layers not measured).
 ``w``, ``b``, ``dy`` (OH x OW), ``weight`` [0, c, i, j], ``terms``: [{``out`` [p, q], ``dy``,
 ``input`` [c, row, col] (padded), ``x``, ``contribution``}], ``sum``, ``weight_grad`` (engine),
 ``bias_sum``, ``bias_grad`` (engine), ``grad`` (the engine's whole weight.grad[0], C x KH x KW).
+
+``cnnkit.explain.batchnorm/1``: ``source``, ``layer``, ``x`` (N x C x H x W), ``channel``,
+``count`` (M), ``values`` (N x H x W), ``sum``, ``mean``, ``squares`` (sum of squared
+deviations), ``var`` (biased), ``unbiased_var``, ``eps``, ``x_hat`` (by hand), ``weight``,
+``bias``, ``y`` (the layer's), ``momentum``, ``running_mean``, ``running_var`` (the layer's
+buffers after the step), ``eval_y`` (the layer's evaluation output).
 """
 
 from cnnkit.explain._format import LINE, MAX_PRINT_CHANNELS, MAX_PRINT_SIDE, MAX_PRINT_UNITS
@@ -107,6 +120,7 @@ from cnnkit.explain.backprop import (
     explain_backprop,
     random_backprop_example,
 )
+from cnnkit.explain.batchnorm import BatchNormExplanation, explain_batchnorm
 from cnnkit.explain.conv import (
     LECTURE_B,
     LECTURE_SOURCE,
@@ -150,6 +164,7 @@ __all__ = [
     "MAX_UNITS",
     "BackpropExplanation",
     "BackpropTerm",
+    "BatchNormExplanation",
     "ConvExplanation",
     "ConvUnit",
     "EquivarianceCell",
@@ -162,6 +177,7 @@ __all__ = [
     "SharingLayer",
     "SparseExplanation",
     "explain_backprop",
+    "explain_batchnorm",
     "explain_conv",
     "explain_equivariance",
     "explain_layers",

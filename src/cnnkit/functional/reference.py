@@ -23,6 +23,7 @@ x (N, C, H, W), w (D, C, KH, KW), b (D,); padding is ((top, bottom), (left, righ
 from __future__ import annotations
 
 from cnnkit.backend import get_array_module
+from cnnkit.functional.norm import batch_norm_backward, batch_norm_forward  # noqa: F401
 from cnnkit.shapes import units
 
 NAME = "reference"

@@ -7,6 +7,7 @@ itself the same way.
 
 from cnnkit.nn.activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from cnnkit.nn.adaptive import AdaptiveAvgPool2d
+from cnnkit.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from cnnkit.nn.containers import Sequential
 from cnnkit.nn.conv import Conv2d
 from cnnkit.nn.layer import Layer
@@ -22,6 +23,8 @@ from cnnkit.nn.reshape import Flatten
 __all__ = [
     "AdaptiveAvgPool2d",
     "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "Conv2d",
     "CrossEntropyLoss",
     "Flatten",
