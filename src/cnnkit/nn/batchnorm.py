@@ -191,8 +191,9 @@ class _BatchNorm(Layer):
         else:
             fix = "train with batches of 2 or more, or call model.eval()"
         return (
-            f"{self!r}: a batch of shape {shape} has 1 value per channel, whose variance is 0, so "
-            f"batch statistics are undefined (PyTorch refuses it too); {fix}"
+            f"{self!r}: a batch of shape {shape} has {math.prod(shape) // max(shape[1], 1)} value "
+            "per channel, too few for a variance, so batch statistics are undefined (PyTorch "
+            f"refuses it too); {fix}"
         )
 
     def backward(self, dy):
