@@ -38,6 +38,8 @@ from cnnkit.gradients import gradcheck
 from cnnkit.nn import (
     AdaptiveAvgPool2d,
     AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
     Conv2d,
     CrossEntropyLoss,
     Dropout,
@@ -70,6 +72,8 @@ __all__ = [
     "AdaptiveAvgPool2d",
     "Architecture",
     "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "CnnkitError",
     "ConfigError",
     "Conv2d",

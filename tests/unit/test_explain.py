@@ -613,6 +613,7 @@ def test_library_arguments_are_checked():
         (["sparse", "lenet5", "--layer", "3"], "sparse"),
         (["equivariance", "--shifts", "2"], "equivariance"),
         (["backprop"], "backprop"),
+        (["batchnorm"], "batchnorm"),
     ],
 )
 def test_every_topic_has_json(argv, schema, capsys):
@@ -648,6 +649,7 @@ def test_json_numbers_are_the_engine_numbers(capsys):
         ["sparse"],
         ["equivariance", "--axis", "height"],
         ["backprop", "--channels", "2", "--channel", "1"],
+        ["batchnorm", "--images", "3", "--size", "3"],
     ],
 )
 def test_topics_print_text_and_exit_zero(argv, capsys):
@@ -660,7 +662,7 @@ def test_explain_without_a_topic_prints_its_help(capsys):
     code, out, _ = run([], capsys)
     assert code == 0
     assert out.startswith("usage: cnnkit explain")
-    for topic in ("conv", "shape", "sharing", "sparse", "equivariance", "backprop"):
+    for topic in ("conv", "shape", "sharing", "sparse", "equivariance", "backprop", "batchnorm"):
         assert f"\n    {topic}" in out
 
 

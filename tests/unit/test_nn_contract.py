@@ -170,7 +170,7 @@ def test_an_unknown_keyword_lists_the_registered_ones_and_the_closest():
     message = str(caught.value)
     assert message.startswith("col 16: unknown layer 'SCALEE'; did you mean SCALE?")
     built_in = {"CONV", "FC", "FLATTEN", "GAP", "LEAKYRELU", "NORMALIZE", "POOL", "RELU", "RES"}
-    built_in |= {"DROPOUT", "DROPOUT2D"}
+    built_in |= {"BN", "BN1D", "DROPOUT", "DROPOUT2D"}
     built_in |= {"SIGMOID", "TANH"}
     assert built_in | {"SCALE"} <= set(registry.keywords())
     assert f"the registered layers are {', '.join(registry.keywords())} " in message

@@ -191,10 +191,10 @@ def test_to_spec_of_a_hand_built_model():
         ("CONV(D=96, F=11", "col 16: expected ',' or ')', found the end of the string"),
         (
             "CONVV(D=1, F=3)",
-            "col 1: unknown layer 'CONVV'; did you mean CONV? the registered layers are CONV, "
-            "DROPOUT, DROPOUT2D, FC",
+            "col 1: unknown layer 'CONVV'; did you mean CONV? the registered layers are BN, "
+            "BN1D, CONV, DROPOUT, DROPOUT2D, FC",
         ),
-        ("LSTM(64)", "col 1: unknown layer 'LSTM'; the registered layers are CONV, DROPOUT, "),
+        ("LSTM(64)", "col 1: unknown layer 'LSTM'; the registered layers are BN, BN1D, CONV, "),
         ("INPUT(axbxc) - RELU", "col 7: INPUT size must be CxHxW or HxW, got axbxc"),
         ("INPUT(1x28x28)", "col 15: INPUT(1x28x28) has no layers after it"),
         ("CONV(D=1e23, F=3)", "col 6: D must be a positive whole number, got 1e23"),

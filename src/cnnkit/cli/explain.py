@@ -9,6 +9,7 @@ from cnnkit.cli.args import network_source, non_negative, output_file, positive,
 from cnnkit.errors import ConfigError, ShapeError
 from cnnkit.explain._inputs import _output_hw, load_values
 from cnnkit.explain.backprop import explain_backprop, random_backprop_example
+from cnnkit.explain.batchnorm import explain_batchnorm
 from cnnkit.explain.conv import (
     LECTURE_B,
     LECTURE_SOURCE,
@@ -42,7 +43,7 @@ def add_explain_parser(commands) -> argparse.ArgumentParser:
     explain = commands.add_parser(
         "explain",
         help="the lecture's ideas worked out on real numbers: conv, shape, sharing, sparse, "
-        "equivariance, layers, backprop, dropout",
+        "equivariance, layers, backprop, dropout, batchnorm",
         description="Work the lecture's ideas out on real numbers computed by the engine: "
         "every number printed is the engine's, with the arithmetic that reproduces it. "
         "--json gives the same numbers for tools.",
@@ -62,6 +63,7 @@ def add_explain_parser(commands) -> argparse.ArgumentParser:
     _add_layers(topics)
     _add_backprop(topics)
     _add_dropout(topics)
+    _add_batchnorm(topics)
     return explain
 
 
@@ -342,6 +344,39 @@ def run_dropout(args: argparse.Namespace) -> int:
         channels=args.channels,
         seed=args.seed,
         channel_wise=args.channel_wise,
+    )
+    _emit(explanation, args)
+    return 0
+
+
+def _add_batchnorm(topics) -> None:
+    batchnorm = topics.add_parser(
+        "batchnorm",
+        help="one channel of a small batch through BN: mean, variance, x_hat, y, running update",
+        description="The engine's BatchNorm2d on a seeded batch of small integers, for one "
+        "channel: its mean and biased variance, x_hat, the affine output, the running update "
+        "with the unbiased variance, then what evaluation mode computes instead.",
+    )
+    batchnorm.add_argument("--images", "-N", type=positive(int), default=4, metavar="N")
+    batchnorm.add_argument("--channels", "-C", type=positive(int), default=2, metavar="C")
+    batchnorm.add_argument(
+        "--size", type=positive(int), default=2, metavar="H", help="image height and width (2)"
+    )
+    batchnorm.add_argument("--channel", type=non_negative, default=0, help="the channel shown (0)")
+    batchnorm.add_argument("--momentum", type=positive(float), default=0.1, help="(0.1)")
+    batchnorm.add_argument("--seed", type=non_negative, default=0)
+    _json_flag(batchnorm)
+    batchnorm.set_defaults(run=run_batchnorm)
+
+
+def run_batchnorm(args: argparse.Namespace) -> int:
+    explanation = explain_batchnorm(
+        seed=args.seed,
+        images=args.images,
+        channels=args.channels,
+        size=args.size,
+        channel=args.channel,
+        momentum=args.momentum,
     )
     _emit(explanation, args)
     return 0

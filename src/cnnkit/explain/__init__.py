@@ -60,6 +60,13 @@ dropout
     :func:`explain_dropout`: the engine's Dropout (``--2d``: Dropout2d) on small integers: the
     mask its forward draws, out = x * mask / (1 - p), dx for dy = 1 through the same mask, the
     mean of 10,000 forwards against x (E[out] = x), and evaluation mode returning x.
+batchnorm
+    :func:`explain_batchnorm`: the engine's BatchNorm2d (float64) on a seeded batch of small
+    integers (``--images`` 4, ``--channels`` 2, ``--size`` 2), one training step then
+    evaluation, for one ``--channel``: its M = N*H*W values, mean, biased variance, x_hat,
+    the layer's y = weight*x_hat + bias (weight 2, bias 0.5 to show the map), the running
+    update with the unbiased variance against the layer's buffers, and the layer's
+    evaluation output from the running statistics.
 
 JSON (``to_dict()``; every document has ``"schema"``; keys are only added under a new schema)
 ------------------------------------------------------------------------------------------------
@@ -112,6 +119,12 @@ body_dx + shortcut_dx equals dx).
 training mode), ``grad`` (the layer's backward of dy = 1), ``kept`` (int), ``samples``,
 ``mean`` (of the layer's outputs over ``samples`` forwards), ``largest_error`` (max
 |mean - x|), ``eval_output`` (the layer's, in evaluation mode).
+
+``cnnkit.explain.batchnorm/1``: ``source``, ``layer``, ``x`` (N x C x H x W), ``channel``,
+``count`` (M), ``values`` (N x H x W), ``sum``, ``mean``, ``squares`` (sum of squared
+deviations), ``var`` (biased), ``unbiased_var``, ``eps``, ``x_hat`` (by hand), ``weight``,
+``bias``, ``y`` (the layer's), ``momentum``, ``running_mean``, ``running_var`` (the layer's
+buffers after the step), ``eval_y`` (the layer's evaluation output).
 """
 
 from cnnkit.explain._format import LINE, MAX_PRINT_CHANNELS, MAX_PRINT_SIDE, MAX_PRINT_UNITS
@@ -122,6 +135,7 @@ from cnnkit.explain.backprop import (
     explain_backprop,
     random_backprop_example,
 )
+from cnnkit.explain.batchnorm import BatchNormExplanation, explain_batchnorm
 from cnnkit.explain.conv import (
     LECTURE_B,
     LECTURE_SOURCE,
@@ -167,6 +181,7 @@ __all__ = [
     "MAX_UNITS",
     "BackpropExplanation",
     "BackpropTerm",
+    "BatchNormExplanation",
     "ConvExplanation",
     "ConvUnit",
     "DropoutExplanation",
@@ -181,6 +196,7 @@ __all__ = [
     "SharingLayer",
     "SparseExplanation",
     "explain_backprop",
+    "explain_batchnorm",
     "explain_conv",
     "explain_dropout",
     "explain_equivariance",

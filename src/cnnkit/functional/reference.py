@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from cnnkit.backend import get_array_module
 from cnnkit.functional.dropout import dropout_backward, dropout_forward  # noqa: F401 (re-exported)
+from cnnkit.functional.norm import batch_norm_backward, batch_norm_forward  # noqa: F401
 from cnnkit.functional.reference_pool import (  # noqa: F401 (pooling, re-exported)
     avg_pool2d_backward,
     avg_pool2d_forward,

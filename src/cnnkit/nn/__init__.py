@@ -7,6 +7,7 @@ itself the same way.
 
 from cnnkit.nn.activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from cnnkit.nn.adaptive import AdaptiveAvgPool2d
+from cnnkit.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from cnnkit.nn.containers import Sequential
 from cnnkit.nn.conv import Conv2d
 from cnnkit.nn.dropout import Dropout, Dropout2d
@@ -24,6 +25,8 @@ from cnnkit.nn.residual import Residual
 __all__ = [
     "AdaptiveAvgPool2d",
     "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "Conv2d",
     "CrossEntropyLoss",
     "Dropout",

@@ -20,9 +20,14 @@ params
     Trainable parameters the row's layer brings, each counted once: a parameter an earlier row
     already has (a layer used twice, tied weights) is in ``shared_params`` instead, and the row
     notes which layer it shares with. CONV: D*(F*F*C + 1) (no +1 with ``bias=false``); FC:
-    OUT*(IN + 1); POOL, RELU, FLATTEN: 0; a layer of the user's own: its Parameters.
+    OUT*(IN + 1); BN, BN1D: 2*C (weight and bias; 0 with ``affine=false``); POOL, RELU,
+    FLATTEN: 0; a layer of the user's own: its Parameters.
 buffers
-    Values of non-trainable state (``Layer.register_buffer``): NORMALIZE's mean and std.
+    Values of non-trainable floating-point state (``Layer.register_buffer``): NORMALIZE's mean
+    and std (2*C), BN's and BN1D's running mean and variance (2*C; none with
+    ``track_running_stats=false``). Integer buffers are counters, not values of the model, and
+    are not counted: BN's ``num_batches_tracked``. The text table shows them after the layer
+    as ``non-trainable N``; ``params`` stays the trainable ones (BN: weight and bias, 2*C).
 unshared_params
     CONV: a locally connected layer with its own filter for every output unit,
     OH*OW*D*(F*F*C + 1) (AlexNet conv1: 55*55*96*(11*11*3 + 1) = 105,705,600); any other
@@ -36,7 +41,9 @@ fc_connections
     What a fully connected layer in the same place would read per unit: the whole input
     volume C*H*W. Given for CONV and FC rows (where it equals ``connections``); None otherwise.
 macs
-    Multiply-adds, from ``macs(input_shape)``. CONV: OH*OW*D*F*F*C; FC: IN*OUT. Bias
+    Multiply-adds, from ``macs(input_shape)``. CONV: OH*OW*D*F*F*C; FC: IN*OUT; BN, BN1D:
+    C*H*W (C, C*L), one per value: the y = x*scale + shift evaluation reduces to (the batch
+    statistics of training, about two more per value, are not counted). Bias
     additions, pooling comparisons and additions, and ReLU are not multiply-adds: 0.
     (FLOPs as PyTorch counts them = 2 * macs.)
 activation_bytes
@@ -57,7 +64,9 @@ cache_bytes
     for 2 offsets (1 byte), uint8 up to 256 offsets, int16 or int32 beyond (see
     ``cnnkit.functional.fast.pool.max_pool_kept_bytes``); nothing for a 1-wide axis. ReLU keeps
     a boolean mask per element (1 byte); Linear its input (IN values, usually a view of the
-    previous output that this then keeps alive); AvgPool2d, Flatten and NORMALIZE only shapes:
+    previous output that this then keeps alive); BN and BN1D their input too (C*H*W values,
+    the previous output kept alive; the reference engine keeps x_hat, as many values), plus a
+    few (C,) arrays per batch, not counted; AvgPool2d, Flatten and NORMALIZE only shapes:
     0. null for a layer that does not say (a user's layer without ``memory``): left out of the
     totals, which list it in ``unreported_cache``.
 receptive_field, jump

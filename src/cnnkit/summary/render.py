@@ -93,6 +93,8 @@ def _detail_parts(row, previous_shape) -> list[str]:
     if row.formula or row.params or row.shared_params or row.output_shape != previous_shape:
         label = "NCHW" if len(row.output_shape) == 4 else "NF"
         parts.append(f"{label} {_shape_text(row.output_shape)}")
+    if row.buffers:
+        parts.append(f"non-trainable {row.buffers:,}")
     if row.unshared_params != row.params + row.shared_params:
         parts.append(f"without sharing {row.unshared_params:,}")
     if row.fc_connections is not None and row.fc_connections != row.connections:

@@ -161,7 +161,7 @@ def _row(step: Step, batch, floor, field, seen: dict, out_bytes, kept) -> Row:
         formula=_formula(layer, step, floor),
         params=params,
         shared_params=sum(p.size for _, p, _ in shared),
-        buffers=sum(int(getattr(b, "size", 1)) for b in layer.buffers()),
+        buffers=_buffer_values(layer),
         unshared_params=unshared(shape) if unshared else sum(p.size for _, p in own),
         connections=connections,
         fc_connections=fc_connections,
@@ -173,6 +173,16 @@ def _row(step: Step, batch, floor, field, seen: dict, out_bytes, kept) -> Row:
         notes=notes,
         path=str(step.index),
         branches=tuple(name for name, branch in branches if branch is not None),
+    )
+
+
+def _buffer_values(layer) -> int:
+    """Values of the layer's floating-point buffers (BN's running mean and variance); integer
+    ones are counters (BN's num_batches_tracked), not parameters of any kind: not counted."""
+    return sum(
+        int(getattr(buffer, "size", 1))
+        for buffer in layer.buffers()
+        if getattr(buffer, "dtype", np.dtype(np.float64)).kind == "f"
     )
 
 

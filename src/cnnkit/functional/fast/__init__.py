@@ -11,6 +11,7 @@ from cnnkit.functional.dropout import dropout_backward, dropout_forward  # one m
 from cnnkit.functional.fast.activation import relu_backward, relu_forward
 from cnnkit.functional.fast.conv import conv2d_backward, conv2d_forward
 from cnnkit.functional.fast.linear import linear_backward, linear_forward
+from cnnkit.functional.fast.norm import batch_norm_backward, batch_norm_forward
 from cnnkit.functional.fast.pool import (
     avg_pool2d_backward,
     avg_pool2d_forward,
@@ -36,6 +37,8 @@ __all__ = [
     "adaptive_avg_pool2d_forward",
     "avg_pool2d_backward",
     "avg_pool2d_forward",
+    "batch_norm_backward",
+    "batch_norm_forward",
     "conv2d_backward",
     "conv2d_forward",
     "dropout_backward",
