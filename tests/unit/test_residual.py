@@ -239,3 +239,52 @@ def test_explain_backprop_through_a_residual_block_uses_the_engines_numbers(engi
     assert explanation.to_dict()["schema"] == "cnnkit.explain.residual/1"
     with pytest.raises(ConfigError):
         explain_residual_backprop(size=99)
+
+
+def torch_resnet20():
+    """ResNet-20 for CIFAR-10 as PyTorch users write it, with option B shortcuts."""
+    nn = torch.nn
+
+    def block(c_in, c_out, stride):
+        body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+            nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+        shortcut = None
+        if stride != 1:
+            shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+        return [TorchBlock(body, shortcut), nn.ReLU()]
+
+    layers = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    for c_in, c_out in ((16, 16), (16, 32), (32, 64)):
+        for index in range(3):
+            first = index == 0
+            layers += block(c_in if first else c_out, c_out, 2 if first and c_in != c_out else 1)
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+    return nn.Sequential(*layers)
+
+
+def test_resnet20_is_he_et_al_with_projection_shortcuts_and_matches_pytorch():
+    summary = cnnkit.summarize("resnet20")
+    theirs = torch_resnet20()
+    assert summary.totals.trainable_params == sum(p.numel() for p in theirs.parameters())
+    assert summary.totals.trainable_params == 272_474
+    outputs = [row.output for row in summary.rows if row.depth == 0 and row.kind == "RES"]
+    assert outputs[0] == "32x32x16" and outputs[3] == "16x16x32" and outputs[6] == "8x8x64"
+    model = copied(cnnkit.from_spec("resnet20", rng=np.random.default_rng(0)), theirs, np.float32)
+    x = np.random.default_rng(3).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    y = model.forward(x)
+    dx = model.backward(np.ones_like(y))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = theirs(tx)
+    ty.sum().backward()
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    for key, value in theirs.state_dict().items():
+        if "running" in key:
+            np.testing.assert_allclose(model.state_dict()[key], value.numpy(), rtol=1e-4, atol=1e-6)

@@ -37,4 +37,20 @@ ARCHITECTURES: dict[str, str] = {
     " - POOL(F=2) - [CONV(D=512, F=3, P=1) - RELU] x 3 - POOL(F=2)"
     " - [CONV(D=512, F=3, P=1) - RELU] x 3 - POOL(F=2) - FC(4096) - RELU - FC(4096) - RELU"
     " - FC(1000)",
+    # He et al. 2016, section 4.2: ResNet-20 for CIFAR-10 (n = 3 blocks per stage, 16-32-64
+    # filters, 32x32 -> 16x16 -> 8x8), option B shortcuts: a 1x1 CONV of S=2 and BN where a
+    # stage halves the size (option A's parameter-free zero padding is not a cnnkit layer);
+    # 3x3 CONVs without bias before BN, as the paper's. 0.27 M parameters.
+    "resnet20": "INPUT(3x32x32) - CONV(D=16, F=3, P=1, bias=false) - BN - RELU"
+    " - [RES[CONV(D=16, F=3, P=1, bias=false) - BN - RELU - CONV(D=16, F=3, P=1, bias=false)"
+    " - BN] - RELU] x 3"
+    " - RES[CONV(D=32, F=3, S=2, P=1, bias=false) - BN - RELU - CONV(D=32, F=3, P=1, bias=false)"
+    " - BN | CONV(D=32, F=1, S=2, bias=false) - BN] - RELU"
+    " - [RES[CONV(D=32, F=3, P=1, bias=false) - BN - RELU - CONV(D=32, F=3, P=1, bias=false)"
+    " - BN] - RELU] x 2"
+    " - RES[CONV(D=64, F=3, S=2, P=1, bias=false) - BN - RELU - CONV(D=64, F=3, P=1, bias=false)"
+    " - BN | CONV(D=64, F=1, S=2, bias=false) - BN] - RELU"
+    " - [RES[CONV(D=64, F=3, P=1, bias=false) - BN - RELU - CONV(D=64, F=3, P=1, bias=false)"
+    " - BN] - RELU] x 2"
+    " - GAP - FC(10)",
 }
