@@ -202,7 +202,11 @@ def test_to_spec_of_a_hand_built_model():
         ("CONV(D=-4, F=3)", "col 6: D must be a positive whole number, got -4"),
         ("MAXPOOL(max, F=2)", "col 9: MAXPOOL got an unexpected value max; name it"),
         ("INPUT(1x8x8) - CONV(F=3)", "col 16: CONV needs D (number of filters)"),
-        ("CONV(D=1, F=3, Q=2)", "col 16: CONV has no argument 'q'; it takes D, F, S, P, dilation, groups, bias, padding_mode"),
+        (
+            "CONV(D=1, F=3, Q=2)",
+            "col 16: CONV has no argument 'q'; it takes D, F, S, P, dilation, groups, bias, "
+            "padding_mode",
+        ),
         ("CONV(D=0, F=3)", "col 6: D must be a positive whole number, got 0"),
         ("CONV(D=1, F=3, S=2, P=same)", "col 21: P=same needs S=1"),
         ("POOL(F=2, P=2)", "col 11: POOL padding must be at most F/2 = 1, got 2"),
