@@ -170,7 +170,7 @@ CONV_GRID = [
 def test_conv2d_matches_torch_on_grid(n, c, h, w, d, f, s, p, bias, dtype):
     rounding = _rounding((h, w), f, s, p)
     layer = cnnkit.Conv2d(
-        c, d, f, s, p, bias, dtype=dtype, rng=np.random.default_rng(1), rounding=rounding
+        c, d, f, s, p, bias=bias, dtype=dtype, rng=np.random.default_rng(1), rounding=rounding
     )
     module = torch.nn.Conv2d(c, d, f, s, p, bias=bias)
     assert_matches_torch(layer, module, _normal((n, c, h, w), dtype, seed=2))
@@ -214,7 +214,7 @@ def test_conv2d_matches_torch_on_random_configs(config):
         cfg["kernel"],
         cfg["stride"],
         cfg["padding"],
-        cfg["bias"],
+        bias=cfg["bias"],
         dtype=cfg["dtype"],
         rng=np.random.default_rng(cfg["seed"]),
         rounding="floor",

@@ -89,7 +89,7 @@ def _conv(cfg, *, bias: bool = False, dtype=np.float64) -> cnnkit.Conv2d:
         cfg["kernel"],
         cfg["stride"],
         cfg["padding"],
-        bias,
+        bias=bias,
         dtype=dtype,
         rng=np.random.default_rng(cfg["seed"]),
         rounding=cfg["rounding"],

@@ -49,7 +49,7 @@ def test_defaults():
 
 def test_same_padding_and_pairs():
     model = from_spec("INPUT(2x9x7) - CONV(D=3, F=4, P=same) - CONV(D=2, F=3x1, S=2x1, P=1x0)")
-    assert model[0].padding_mode == "same"
+    assert model[0].get_config()["padding"] == "same" and model[0].padding_mode == "zeros"
     assert model[1].kernel_size == (3, 1) and model[1].stride == (2, 1)
     assert model.output_shape((1, 2, 9, 7)) == (1, 2, 5, 7)
 
@@ -203,7 +203,11 @@ def test_to_spec_of_a_hand_built_model():
         ("CONV(D=-4, F=3)", "col 6: D must be a positive whole number, got -4"),
         ("MAXPOOL(max, F=2)", "col 9: MAXPOOL got an unexpected value max; name it"),
         ("INPUT(1x8x8) - CONV(F=3)", "col 16: CONV needs D (number of filters)"),
-        ("CONV(D=1, F=3, Q=2)", "col 16: CONV has no argument 'q'; it takes D, F, S, P, bias"),
+        (
+            "CONV(D=1, F=3, Q=2)",
+            "col 16: CONV has no argument 'q'; it takes D, F, S, P, dilation, groups, bias, "
+            "padding_mode",
+        ),
         ("CONV(D=0, F=3)", "col 6: D must be a positive whole number, got 0"),
         ("CONV(D=1, F=3, S=2, P=same)", "col 21: P=same needs S=1"),
         ("POOL(F=2, P=2)", "col 11: POOL padding must be at most F/2 = 1, got 2"),

@@ -157,7 +157,7 @@ def _step(index: int, spec: LayerSpec, shape, label: str, floor: bool):
         layer, out = _measured(spec, batch_shape, overrides)
     except ShapeError as error:
         window = _window_of(spec, batch_shape)
-        if window is None or len(shape) != 3:
+        if window is None or len(shape) != 3 or not getattr(error, "problems", ()):
             return None, [*problems, _fatal(label, shape, error)], True
         found = _window_problem(label, spec, window, shape[1:], floor)
         if found is None:  # not the output size: another refusal of the window's geometry

@@ -39,10 +39,16 @@ class SharingLayer:
     output_shape: tuple[int, int, int]  # (D, OH, OW)
     kernel: tuple[int, int]
     bias: bool
+    groups: int = 1  # a filter reads C/groups channels (groups == C: depthwise)
+
+    @property
+    def depth_read(self) -> int:
+        """Input channels one filter reads: C/groups."""
+        return self.input_shape[0] // self.groups
 
     @property
     def per_filter(self) -> int:
-        return self.kernel[0] * self.kernel[1] * self.input_shape[0] + int(self.bias)
+        return self.kernel[0] * self.kernel[1] * self.depth_read + int(self.bias)
 
     @property
     def units(self) -> int:
@@ -58,7 +64,7 @@ class SharingLayer:
 
     def filter_text(self) -> str:
         kh, kw = self.kernel
-        text = f"{kh}*{kw}*{self.input_shape[0]}"
+        text = f"{kh}*{kw}*{self.depth_read}"
         return f"({text} + 1)" if self.bias else f"({text})"
 
     def shared_formula(self) -> str:
@@ -74,6 +80,7 @@ class SharingLayer:
             "layer": self.layer,
             "input_shape": list(self.input_shape),
             "output_shape": list(self.output_shape),
+            "groups": self.groups,
             "per_filter": self.per_filter,
             "shared": self.shared,
             "units": self.units,
@@ -121,7 +128,9 @@ class SharingExplanation:
             lines += [
                 "",
                 f"layer {layer.index} {layer.layer}: {h}x{w}x{c} -> {oh}x{ow}x{d}",
-                f"  one filter: {kh}*{kw}*{c} weights{bias} = {layer.per_filter} parameters",
+                *_groups_line(layer.groups, c),
+                f"  one filter: {kh}*{kw}*{layer.depth_read} weights{bias} = "
+                f"{layer.per_filter} parameters",
                 f"  with sharing, one filter per depth slice:  {shared.rjust(width)}",
                 f"  without sharing, one filter per unit:      {unshared.rjust(width)}",
                 f"  sharing divides the count by {oh}*{ow} = {_thousands(layer.units)}, "
@@ -138,9 +147,19 @@ class SharingExplanation:
         return "\n".join(lines)
 
 
+def _groups_line(groups: int, channels: int) -> list[str]:
+    """The line saying how many channels a filter of a grouped layer reads (none for groups=1)."""
+    if groups == 1:
+        return []
+    if groups == channels:
+        return [f"  groups={groups}, a depthwise conv: each filter reads one depth slice"]
+    return [f"  groups={groups}: each filter reads the {channels // groups} channels of its group"]
+
+
 def explain_sharing(spec="alexnet-conv1", *, input_shape=None) -> SharingExplanation:
     """Per CONV layer of ``spec`` (a string, built-in name, Architecture or model), the parameters
-    with sharing, D*(F*F*C + 1), and without, OH*OW*D*(F*F*C + 1)."""
+    with sharing, D*(F*F*C/g + 1), and without, OH*OW*D*(F*F*C/g + 1) (g = groups, 1 unless
+    the layer groups its channels)."""
     where = "explain sharing"
     arch = _architecture(where, spec, input_shape)
     layers = tuple(
@@ -151,6 +170,7 @@ def explain_sharing(spec="alexnet-conv1", *, input_shape=None) -> SharingExplana
             step.output_shape,
             step.layer.window.kernel,
             bool(step.layer.get_config().get("bias", True)),
+            int(step.layer.get_config().get("groups", 1)),
         )
         for step in _conv_steps(where, arch)
     )
@@ -170,10 +190,17 @@ class SparseExplanation:
     stride: tuple[int, int]
     sides: tuple[tuple[int, int], tuple[int, int]]
     unit: tuple[int, int]
+    dilation: tuple[int, int] = (1, 1)  # taps d apart
+    groups: int = 1  # a unit reads the C/groups channels of its filter's group
+    padding_mode: str = "zeros"  # what the padding holds
+
+    @property
+    def depth_read(self) -> int:
+        return self.input_shape[0] // self.groups
 
     @property
     def connections(self) -> int:
-        return self.kernel[0] * self.kernel[1] * self.input_shape[0]
+        return self.kernel[0] * self.kernel[1] * self.depth_read
 
     @property
     def fc_connections(self) -> int:
@@ -187,7 +214,13 @@ class SparseExplanation:
         """First and last input pixel unit ``self.unit`` reads along ``axis`` (0 rows, 1 cols);
         outside 0..size-1 is zero padding."""
         first = self.unit[axis] * self.stride[axis] - self.sides[axis][0]
-        return first, first + self.kernel[axis] - 1
+        return first, first + self.dilation[axis] * (self.kernel[axis] - 1)
+
+    def reads(self, axis: int, pixel: int) -> bool:
+        """Whether the unit reads input row (axis 0) or column (axis 1) ``pixel``: inside its
+        extent, on a tap (every d-th pixel when dilated)."""
+        first, last = self.extent(axis)
+        return first <= pixel <= last and (pixel - first) % self.dilation[axis] == 0
 
     def to_dict(self) -> dict:
         return {
@@ -197,6 +230,9 @@ class SparseExplanation:
             "layer": self.layer,
             "input_shape": list(self.input_shape),
             "output_shape": list(self.output_shape),
+            "dilation": list(self.dilation),
+            "groups": self.groups,
+            "padding_mode": self.padding_mode,
             "connections": self.connections,
             "fc_connections": self.fc_connections,
             "fraction": self.connections / self.fc_connections,
@@ -212,12 +248,14 @@ class SparseExplanation:
         c, h, w = self.input_shape
         d, oh, ow = self.output_shape
         kh, kw = self.kernel
+        depth = self.depth_read
         fraction = self.connections / self.fc_connections
         lines = [
             f"sparse interactions: layer {self.index} {self.layer}, {h}x{w}x{c} -> {oh}x{ow}x{d}",
             "",
-            f"one output unit reads {_article(f'{kh}')} {kh}x{kw}x{c} region: {kh}*{kw}*{c} = "
-            f"{_thousands(self.connections)} inputs (plus its bias)",
+            f"one output unit reads {_article(f'{kh}')} {kh}x{kw}x{depth} region"
+            f"{self._taps_note()}: {kh}*{kw}*{depth} = {_thousands(self.connections)} inputs "
+            "(plus its bias)",
             f"a fully connected unit would read the whole {h}x{w}x{c} input: {h}*{w}*{c} = "
             f"{_thousands(self.fc_connections)} inputs",
             f"so a conv unit reads {_thousands(self.connections)}/"
@@ -229,28 +267,60 @@ class SparseExplanation:
             "",
         ]
         i, j = self.unit
-        lines.append(f"unit ({i}, {j}) of every depth slice reads, in all {c} channels:")
-        for axis, (name, size, letter) in enumerate((("row", h, "i"), ("column", w, "j"))):
-            first, last = self.extent(axis)
-            padding = [n for n in range(first, last + 1) if n < 0 or n >= size]
-            note = ""
-            if padding:
-                where = str(padding[0]) if len(padding) == 1 else f"{padding[0]}..{padding[-1]}"
-                verb = f"{name} {where} is" if len(padding) == 1 else f"{name}s {where} are"
-                note = f" ({verb} zero padding)"
-            s, p, f = self.stride[axis], self.sides[axis][0], self.kernel[axis]
-            lines.append(
-                f"  {name}s {first}..{last}{note}: first = {letter}*S - P = "
-                f"{self.unit[axis]}*{s} - {p} = {first}, last = first + F - 1 = "
-                f"{first} + {f} - 1 = {last}"
-            )
+        channels = f"in all {c} channels" if self.groups == 1 else self._group_channels()
+        lines.append(f"unit ({i}, {j}) of every depth slice reads, {channels}:")
+        lines += [self._axis_line(axis) for axis in (0, 1)]
         if h <= 32 and w <= 32:
             lines += ["", f"the input ({h}x{w}, one channel shown); # = read by unit ({i}, {j}):"]
-            (r0, r1), (c0, c1) = self.extent(0), self.extent(1)
             for r in range(h):
-                row = ["#" if r0 <= r <= r1 and c0 <= q <= c1 else "." for q in range(w)]
+                row = ["#" if self.reads(0, r) and self.reads(1, q) else "." for q in range(w)]
                 lines.append("  " + " ".join(row))
         return "\n".join(lines)
+
+    def _taps_note(self) -> str:
+        """How a dilated filter's taps spread (empty without dilation)."""
+        if self.dilation == (1, 1):
+            return ""
+        dh, dw = self.dilation
+        spans = [d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel, strict=True)]
+        apart = f"{dh}" if dh == dw else f"{dh} and {dw}"
+        return f" (dilation: taps {apart} apart, spanning {spans[0]}x{spans[1]} inputs)"
+
+    def _group_channels(self) -> str:
+        c, depth = self.input_shape[0], self.depth_read
+        if depth == 1:
+            return f"in one of the {c} channels (groups={self.groups}: depthwise)"
+        return f"in the {depth} channels of its filter's group (groups={self.groups})"
+
+    def _axis_line(self, axis: int) -> str:
+        """Which rows (axis 0) or columns (axis 1) the unit reads, and the arithmetic."""
+        name, size, letter = (
+            ("row", self.input_shape[1], "i"),
+            ("column", self.input_shape[2], "j"),
+        )[axis]
+        first, last = self.extent(axis)
+        read = [n for n in range(first, last + 1) if self.reads(axis, n)]
+        padding = [n for n in read if n < 0 or n >= size]
+        note = ""
+        if padding:
+            where = f"{padding[0]}..{padding[-1]}" if self.dilation[axis] == 1 else None
+            if len(padding) == 1 or where is None:
+                where = ", ".join(map(str, padding))
+            verb = f"{name} {where} is" if len(padding) == 1 else f"{name}s {where} are"
+            kind = "zero" if self.padding_mode == "zeros" else self.padding_mode
+            note = f" ({verb} {kind} padding)"
+        s, p, f = self.stride[axis], self.sides[axis][0], self.kernel[axis]
+        d = self.dilation[axis]
+        span = f"{first}..{last}" if d == 1 else f"{first}..{last} in steps of {d}"
+        last_text = (
+            f"last = first + F - 1 = {first} + {f} - 1 = {last}"
+            if d == 1
+            else f"last = first + d(F - 1) = {first} + {d}*({f} - 1) = {last}"
+        )
+        return (
+            f"  {name}s {span}{note}: first = {letter}*S - P = "
+            f"{self.unit[axis]}*{s} - {p} = {first}, {last_text}"
+        )
 
 
 def explain_sparse(
@@ -281,7 +351,7 @@ def explain_sparse(
             f"{where}: unit ({i}, {j}) is outside the {oh}x{ow} output of layer {step.index}; "
             f"use --unit I J with I in 0..{oh - 1} and J in 0..{ow - 1}"
         )
-    window = step.layer.window
+    window, config = step.layer.window, step.layer.get_config()
     return SparseExplanation(
         arch.text(),
         step.index,
@@ -292,4 +362,7 @@ def explain_sparse(
         window.stride,
         window.sides,
         (i, j),
+        window.dilation,
+        int(config.get("groups", 1)),
+        str(config.get("padding_mode", "zeros")),
     )

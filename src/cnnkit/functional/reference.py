@@ -1,23 +1,21 @@
 """The reference engine: every operation's forward beside its backward, written to be read.
 
 This is the textbook version, and the oracle the fast engine is tested against. One primitive
-serves convolution and both poolings: :func:`windows` shows every window of the padded input
-at once (a view, through ``sliding_window_view``: nothing is copied), and :func:`fold` is its
-adjoint, adding values back onto the pixels they were read from. A convolution is then the
-lecture's computational units all at once: each unit's window flattened into a row
-(:func:`im2col`), one matrix product with the filters (every dot product), plus the bias.
-Backward is two more products and a fold; the weight gradient's product sums every unit's
-contribution over the depth slice and the batch: parameter sharing.
+serves both poolings: :func:`windows` shows every window of the padded input at once (a view,
+through ``sliding_window_view``: nothing is copied), and :func:`fold` is its adjoint, adding
+values back onto the pixels they were read from. The convolution (:mod:`.reference_conv`: each
+unit's window flattened into a row, one matrix product with the filters, plus the bias; with
+dilation and groups) and padding by mode (:mod:`.padding`) live in modules of their own and
+are part of this engine.
 
 Select it with ``cnnkit.use_engine("reference")`` or ``CNNKIT_ENGINE=reference``. Shapes:
 x (N, C, H, W), w (D, C, KH, KW), b (D,); padding is ((top, bottom), (left, right)).
 
 >>> import numpy as np
 >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
->>> none = ((0, 0), (0, 0))
->>> y, saved = conv2d_forward(x, np.ones((1, 1, 2, 2)), None, stride=(2, 2), padding=none)
->>> y[0, 0].tolist()  # each unit: the sum of one 2x2 window
-[[10.0, 18.0], [42.0, 50.0]]
+>>> y, saved = max_pool2d_forward(x, kernel=(2, 2), stride=(2, 2), padding=((0, 0), (0, 0)))
+>>> y[0, 0].tolist()  # each unit: the largest value of one 2x2 window
+[[5.0, 7.0], [13.0, 15.0]]
 """
 
 from __future__ import annotations
@@ -25,13 +23,14 @@ from __future__ import annotations
 from cnnkit.backend import get_array_module
 from cnnkit.functional.dropout import dropout_backward, dropout_forward  # noqa: F401 (re-exported)
 from cnnkit.functional.norm import batch_norm_backward, batch_norm_forward  # noqa: F401
+from cnnkit.functional.padding import pad2d_backward, pad2d_forward  # noqa: F401 (this engine's)
+from cnnkit.functional.reference_conv import conv2d_backward, conv2d_forward  # noqa: F401
 from cnnkit.functional.reference_pool import (  # noqa: F401 (pooling, re-exported)
     avg_pool2d_backward,
     avg_pool2d_forward,
     max_pool2d_backward,
     max_pool2d_forward,
 )
-from cnnkit.shapes import units
 
 NAME = "reference"
 
@@ -71,54 +70,6 @@ def fold(blocks, padded_shape, stride):
                 :, :, :, :, i, j
             ]
     return out
-
-
-def im2col(x_padded, kernel, stride):
-    """One row per computational unit, holding the region it reads: (N*OH*OW, C*KH*KW)."""
-    every = windows(x_padded, kernel, stride)  # (N, C, OH, OW, KH, KW)
-    n, c, oh, ow, kh, kw = every.shape
-    return every.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
-
-
-def col2im(cols, padded_shape, kernel, stride):
-    """The adjoint of :func:`im2col`: rows (N*OH*OW, C*KH*KW) added back onto the pixels."""
-    n, c, hp, wp = padded_shape
-    (kh, kw), (sh, sw) = kernel, stride
-    oh, ow = units(hp, kh, sh), units(wp, kw, sw)
-    blocks = cols.reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 1, 2, 4, 5)
-    return fold(blocks, padded_shape, stride)
-
-
-# --------------------------------------------------------------------------- convolution
-
-
-def conv2d_forward(x, w, b, *, stride, padding, workspace=None, save=True):
-    """y[n, d, i, j] = sum(w[d] * the window of unit (i, j) of image n) + b[d]."""
-    xp = get_array_module(x)
-    d, _, kh, kw = w.shape
-    x_padded = pad(x, padding)
-    cols = im2col(x_padded, (kh, kw), stride)  # (N*OH*OW, C*KH*KW)
-    y = cols @ w.reshape(d, -1).T  # (N*OH*OW, D): every unit's dot product at once
-    if b is not None:
-        y += b
-    n, _, hp, wp = x_padded.shape
-    oh, ow = units(hp, kh, stride[0]), units(wp, kw, stride[1])
-    y = xp.ascontiguousarray(y.reshape(n, oh, ow, d).transpose(0, 3, 1, 2))  # (N, D, OH, OW)
-    return y, (cols, w, x_padded.shape, stride, padding, b is not None)
-
-
-def conv2d_backward(dy, saved, *, workspace=None, input_grad=True):
-    """(dx, dw, db) for dy (N, D, OH, OW); dx is None when ``input_grad`` is False."""
-    cols, w, padded_shape, stride, padding, has_bias = saved
-    d = w.shape[0]
-    dy_rows = dy.transpose(0, 2, 3, 1).reshape(-1, d)  # (N*OH*OW, D), like the forward's y
-    dw = (dy_rows.T @ cols).reshape(w.shape)  # summed over every unit and image: sharing
-    db = dy_rows.sum(axis=0) if has_bias else None
-    dx = None
-    if input_grad:
-        dcols = dy_rows @ w.reshape(d, -1)  # (N*OH*OW, C*KH*KW): each unit's share
-        dx = unpad(col2im(dcols, padded_shape, w.shape[2:], stride), padding)
-    return dx, dw, db
 
 
 # --------------------------------------------------------------------------- the rest

@@ -1,4 +1,5 @@
-"""Conv2d: the lecture's convolutional layer (D filters of size F x F, stride S, zero padding P)."""
+"""Conv2d: the lecture's convolutional layer (D filters of size F x F, stride S, zero padding P),
+with PyTorch's dilation, groups (depthwise) and padding modes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import numpy as np
 from cnnkit import shapes
 from cnnkit.errors import ConfigError, ShapeError
 from cnnkit.functional.engine import current
-from cnnkit.functional.fast import plan
+from cnnkit.functional.fast import grouped, plan
+from cnnkit.functional.fast.layout import NCHW
+from cnnkit.functional.padding import PADDING_MODES
 from cnnkit.nn.checks import (
     check_array,
     check_dtype_matches,
@@ -23,12 +26,15 @@ from cnnkit.nn.registry import register_layer
 from cnnkit.nn.spec_args import Arg, Choice, Flag, Padding, Size, Whole
 from cnnkit.nn.weighted import WeightedLayer
 
+NO_PADDING = ((0, 0), (0, 0))
 
-def _resolve_padding(owner: str, padding, kernel: tuple[int, int], stride: tuple[int, int]):
+
+def _resolve_padding(owner: str, padding, kernel, stride, dilation):
     """``int | (h, w) | "same" | "valid"`` -> ((top, bottom), (left, right)).
 
-    "same" keeps H x W at stride 1; an even filter needs one more row/column at the bottom and
-    right than at the top and left, as in PyTorch.
+    "same" keeps H x W at stride 1: a window spans d(F - 1) + 1 inputs, so d(F - 1) rows and
+    columns of padding in all; when that is odd the bottom and right get one more than the top
+    and left, as in PyTorch.
     """
     if isinstance(padding, str):
         if padding == "valid":
@@ -39,7 +45,8 @@ def _resolve_padding(owner: str, padding, kernel: tuple[int, int], stride: tuple
                     f"{owner}: padding='same' needs stride=1, got stride={short(stride)}; "
                     "use an explicit padding with stride > 1"
                 )
-            return tuple((total // 2, total - total // 2) for total in (k - 1 for k in kernel))
+            totals = (d * (k - 1) for k, d in zip(kernel, dilation, strict=True))
+            return tuple((total // 2, total - total // 2) for total in totals)
         raise ConfigError(
             f"{owner}: padding must be an int, an (h, w) pair, 'same' or 'valid', got {padding!r}"
         )
@@ -47,20 +54,68 @@ def _resolve_padding(owner: str, padding, kernel: tuple[int, int], stride: tuple
     return (ph, ph), (pw, pw)
 
 
+def _dilation(owner: str, dilation) -> tuple[int, int]:
+    try:
+        return int_pair(owner, "dilation", dilation, minimum=1)
+    except ConfigError as error:
+        raise ConfigError(
+            f"{error}; use dilation=1 for neighbouring taps (dilation=d leaves d - 1 inputs "
+            "between taps)"
+        ) from None
+
+
+def _groups(owner: str, groups, in_channels: int, out_channels: int) -> int:
+    """``groups`` that divides both channel counts, else a ConfigError with the nearest that do."""
+    groups = positive_int(owner, "groups", groups)
+    if in_channels % groups == 0 and out_channels % groups == 0:
+        return groups
+    raise ConfigError(
+        f"{owner}: groups={groups} must divide both in_channels={in_channels} and "
+        f"out_channels={out_channels}; use {nearest_groups(groups, in_channels, out_channels)}"
+    )
+
+
+def nearest_groups(groups: int, in_channels: int, out_channels: int) -> str:
+    """``groups=4 or 8``: the nearest numbers below and above ``groups`` that divide both."""
+    common = math.gcd(in_channels, out_channels)
+    divisors = [g for g in range(1, common + 1) if common % g == 0]
+    below = [g for g in divisors if g < groups]
+    above = [g for g in divisors if g > groups]
+    found = ([below[-1]] if below else []) + ([above[0]] if above else [])
+    return "groups=" + " or ".join(str(g) for g in found)
+
+
+def _padding_mode(owner: str, mode) -> str:
+    if mode not in PADDING_MODES:
+        names = ", ".join(repr(name) for name in PADDING_MODES)
+        raise ConfigError(
+            f"{owner}: padding_mode must be one of {names}, got {mode!r}; use one of them"
+        )
+    return mode
+
+
 @register_layer("CONV")
 class Conv2d(WeightedLayer):
-    """D = ``out_channels`` filters, each C x F x F, slid with stride S over the zero-padded input.
+    """D = ``out_channels`` filters, each C/groups x F x F, slid with stride S over the padded
+    input.
 
-    Shapes: input (N, C, H, W) -> output (N, D, OH, OW) with OH = (H - F + 2P)/S + 1.
-    ``weight`` is (D, C, KH, KW), ``bias`` (D,). Initialised as PyTorch does, uniform in
-    +-1/sqrt(C*KH*KW), drawn from ``rng``. ``rounding="floor"`` accepts sizes the formula does not
-    divide evenly, like PyTorch; the default refuses them and shows the arithmetic.
+    Shapes: input (N, C, H, W) -> output (N, D, OH, OW) with OH = (H + 2P - d(F - 1) - 1)/S + 1
+    (OH = (H - F + 2P)/S + 1 without dilation). ``weight`` is (D, C/groups, KH, KW), ``bias``
+    (D,). ``dilation`` d spaces the filter's taps d apart; ``groups`` g splits the channels and
+    filters into g groups, each filter reading the C/g channels of its group (``groups == C``:
+    depthwise, one depth slice per filter); ``padding_mode`` fills the padding with zeros, or
+    with the input reflected, replicated or wrapped around (as PyTorch). Initialised as
+    PyTorch does, uniform in +-1/sqrt(C/g*KH*KW), drawn from ``rng``. ``rounding="floor"``
+    accepts sizes the formula does not divide evenly, like PyTorch; the default refuses them
+    and shows the arithmetic.
 
     >>> conv = Conv2d(3, 96, kernel_size=11, stride=4, rng=np.random.default_rng(0))
     >>> conv.output_shape((1, 3, 227, 227))
     (1, 96, 55, 55)
     >>> sum(p.size for p in conv.parameters())
     34944
+    >>> Conv2d(32, 32, 3, padding=1, groups=32, rng=np.random.default_rng(0)).weight.shape
+    (32, 1, 3, 3)
     """
 
     spec_args = (
@@ -69,7 +124,10 @@ class Conv2d(WeightedLayer):
         Arg("kernel_size", "F", Size(), meaning="filter size"),
         Arg("stride", "S", Size(), 1, always=True),
         Arg("padding", "P", Padding(), 0, always=True),
+        Arg("dilation", "dilation", Size(), 1),
+        Arg("groups", "groups", Whole(), 1),
         Arg("bias", "bias", Flag(), True),
+        Arg("padding_mode", "padding_mode", Choice(*PADDING_MODES), "zeros"),
         Arg("rounding", "round", Choice("strict", "floor"), "strict"),
     )
     spec_example = "CONV(D=16, F=3)"
@@ -81,7 +139,10 @@ class Conv2d(WeightedLayer):
         kernel_size,
         stride=1,
         padding=0,
+        dilation=1,
+        groups: int = 1,
         bias: bool = True,
+        padding_mode: str = "zeros",
         *,
         dtype=np.float32,
         rng: np.random.Generator | None = None,
@@ -92,19 +153,30 @@ class Conv2d(WeightedLayer):
         self.out_channels = positive_int(owner, "out_channels", out_channels)
         self.kernel_size = int_pair(owner, "kernel_size", kernel_size, minimum=1)
         self.stride = int_pair(owner, "stride", stride, minimum=1)
-        self.padding_mode = padding if isinstance(padding, str) else None
-        self.sides = _resolve_padding(owner, padding, self.kernel_size, self.stride)
+        self.dilation = _dilation(owner, dilation)
+        self.groups = _groups(owner, groups, self.in_channels, self.out_channels)
+        self.padding_mode = _padding_mode(owner, padding_mode)
+        self._padding_word = padding if isinstance(padding, str) else None  # "same", "valid"
+        self.sides = _resolve_padding(owner, padding, self.kernel_size, self.stride, self.dilation)
         self.padding = (self.sides[0][0], self.sides[1][0])
         self.rounding = check_rounding(owner, rounding)
-        self.window = shapes.Window(self.kernel_size, self.stride, self.sides, self.rounding)
-        fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        self.window = shapes.Window(
+            self.kernel_size, self.stride, self.sides, self.rounding, dilation=self.dilation
+        )
+        per_filter = self.in_channels // self.groups  # input channels one filter reads
+        fan_in = per_filter * self.kernel_size[0] * self.kernel_size[1]
+        shape = (self.out_channels, per_filter, *self.kernel_size)
         self._init_parameters(owner, shape, fan_in, bias, dtype, rng)
 
     @classmethod
     def spec_problems(cls, config: dict) -> list[tuple[str, str]]:
+        """What the string alone shows wrong (groups against C waits for the input shape)."""
         if config.get("padding") == "same" and config.get("stride") != (1, 1):
             return [("padding", "P=same needs S=1; give P as a number with S > 1")]
+        groups, depth = config.get("groups", 1), config.get("out_channels")
+        if isinstance(depth, int) and depth % groups:
+            fix = nearest_groups(groups, depth, depth)
+            return [("groups", f"groups={groups} must divide D={depth}; use {fix}")]
         return []
 
     def get_config(self) -> dict:
@@ -113,8 +185,11 @@ class Conv2d(WeightedLayer):
             "out_channels": self.out_channels,
             "kernel_size": self.kernel_size,
             "stride": self.stride,
-            "padding": self.padding_mode or self.padding,
+            "padding": self._padding_word or self.padding,
+            "dilation": self.dilation,
+            "groups": self.groups,
             "bias": self.bias is not None,
+            "padding_mode": self.padding_mode,
             "rounding": self.rounding,
         }
 
@@ -122,12 +197,18 @@ class Conv2d(WeightedLayer):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={short(self.kernel_size)}"
         if self.stride != (1, 1):
             text += f", stride={short(self.stride)}"
-        if self.padding_mode is not None:
-            text += f", padding={self.padding_mode!r}"
+        if self._padding_word is not None:
+            text += f", padding={self._padding_word!r}"
         elif self.padding != (0, 0):
             text += f", padding={short(self.padding)}"
+        if self.dilation != (1, 1):
+            text += f", dilation={short(self.dilation)}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
         if self.bias is None:
             text += ", bias=False"
+        if self.padding_mode != "zeros":
+            text += f", padding_mode={self.padding_mode!r}"
         if self.rounding != "strict":
             text += f", rounding={self.rounding!r}"
         return text
@@ -143,6 +224,8 @@ class Conv2d(WeightedLayer):
         if c != self.in_channels:
             raise ShapeError(_channel_message(self, tuple(input_shape)))
         oh, ow = self.window.output_hw(owner, (h, w))
+        if self.padding_mode != "zeros":
+            _check_padding_fits(self, (h, w))
         return (n, self.out_channels, oh, ow)
 
     def forward(self, x):
@@ -154,75 +237,140 @@ class Conv2d(WeightedLayer):
         bias = None if self.bias is None else self.bias.data
         call = self._local.call
         save = call.record
+        workspace, padding, pad_saved = self._local.workspace, self.sides, None
+        if self.padding_mode != "zeros":  # pad explicitly, then convolve without padding
+            x, pad_saved = engine.pad2d_forward(x, self.sides, self.padding_mode, workspace)
+            padding = NO_PADDING
         y, saved = engine.conv2d_forward(
             x,
             self.weight.data,
             bias,
             stride=self.stride,
-            padding=self.sides,
-            workspace=self._local.workspace,
+            padding=padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            workspace=workspace,
             save=save,
         )
         if save:
-            keep(call, engine, saved)
+            keep(call, engine, saved, pad_saved)
         return y
 
     def backward(self, dy):
         """dy (N, D, OH, OW) -> dx (N, C, H, W); adds dw and db into the parameters' grads.
         dx is not computed when the caller does not need it (a network's first layer)."""
         call = self._local.call
-        engine, saved = call.saved
+        engine, saved, pad_saved = call.saved
+        workspace = self._local.workspace
         dx, dw, db = engine.conv2d_backward(
-            dy, saved, workspace=self._local.workspace, input_grad=call.needs_input_grad
+            dy, saved, workspace=workspace, input_grad=call.needs_input_grad
         )
         self._accumulate(dw, db)
+        if dx is not None and pad_saved is not None:
+            dx = engine.pad2d_backward(dx, pad_saved, workspace)
         return dx
 
     # -- what the summary and the explanations ask ------------------------------------------------
     def macs(self, input_shape) -> int:
-        """OH*OW*D*F*F*C per example: one multiply-add per weight per unit."""
+        """OH*OW*D*F*F*C/g per example: one multiply-add per weight per unit."""
         out = self.output_shape(input_shape)
-        return math.prod(out[1:]) * self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        return math.prod(out[1:]) * self.window.taps * (self.in_channels // self.groups)
 
     def unshared_parameters(self, input_shape) -> int:
-        """A locally connected layer with its own filter per unit: OH*OW*D*(F*F*C + 1)."""
+        """A locally connected layer with its own filter per unit: OH*OW*D*(F*F*C/g + 1)."""
         out = self.output_shape(input_shape)
         return shapes.unshared_parameter_count(
-            self.in_channels, self.out_channels, self.kernel_size, out[2:], self.bias is not None
+            self.in_channels // self.groups,
+            self.out_channels,
+            self.kernel_size,
+            out[2:],
+            self.bias is not None,
         )
 
     def connections(self, input_shape) -> tuple[int, int]:
-        """Inputs one unit reads (F*F*C), and what a fully connected unit would (C*H*W)."""
-        kh, kw = self.kernel_size
-        return self.in_channels * kh * kw, math.prod(input_shape[1:])
+        """Inputs one unit reads (F*F*C/g), and what a fully connected unit would (C*H*W)."""
+        return self.window.taps * (self.in_channels // self.groups), math.prod(input_shape[1:])
 
     def field_after(self, field):
         return self.window.field_after(field)
 
     def memory(self, input_shape, dtype_bytes: int, layout):
-        """Output bytes, kept bytes and output layout per example, as the fast engine plans."""
+        """Output bytes, kept bytes and output layout per example, as the fast engine plans.
+        A padding mode other than zeros pads first, into a fresh NCHW array the convolution
+        then reads without padding."""
         _, c, h, w = input_shape
-        out = self.output_shape(input_shape)
+        out_bytes = math.prod(self.output_shape(input_shape)[1:]) * dtype_bytes
+        sides = self.sides
+        if self.padding_mode != "zeros":
+            (top, bottom), (left, right) = sides
+            h, w, sides, layout = h + top + bottom, w + left + right, NO_PADDING, NCHW
+        if self.groups != 1:
+            kept = grouped.kept_bytes(c, self.groups, (h, w), sides, dtype_bytes)
+            return out_bytes, kept, grouped.output_layout(c, self.groups, layout)
         kernel, depth, bias = self.kernel_size, self.out_channels, self.bias is not None
         kept = plan.kept_bytes(
-            c, kernel, depth, (h, w), self.stride, self.sides, layout, bias, dtype_bytes
+            c, kernel, depth, (h, w), self.stride, sides, layout, bias, dtype_bytes, self.dilation
         )
-        return math.prod(out[1:]) * dtype_bytes, kept, plan.output_layout(c, kernel, depth, layout)
+        return out_bytes, kept, plan.output_layout(c, kernel, depth, layout)
 
     def explain(self, input_shape) -> str:
         _, c, h, w = input_shape
         _, d, oh, ow = self.output_shape(input_shape)
-        kh, kw = self.kernel_size
+        (kh, kw), per_filter = self.kernel_size, c // self.groups
         formula = self.window.formula((h, w), (oh, ow))
         shared = sum(p.size for p in self.parameters())
+        padded = f"padded by P={short(self.padding)}"
+        if self.padding_mode != "zeros":
+            padded += f" ({self.padding_mode}, not zeros)"
+        region = f"{kh}x{kw}x{per_filter} region under it"
+        if self.dilation != (1, 1):
+            sh, sw = self.window.spans
+            region = (
+                f"{kh}x{kw}x{per_filter} taps, {short(self.dilation)} apart (dilation), of the "
+                f"{sh}x{sw}x{per_filter} region under it"
+            )
         return (
-            f"CONV: {d} filters of {kh}x{kw}x{c}, each slid with S={short(self.stride)} over the "
-            f"input padded by P={short(self.padding)}: {formula} units per row and column, so "
-            f"{h}x{w}x{c} -> {oh}x{ow}x{d}. Every unit is the dot product of one filter with the "
-            f"{kh}x{kw}x{c} region under it, plus the filter's bias; the {oh * ow} units of a "
-            f"depth slice share one filter: {shared:,} parameters, "
+            f"CONV: {d} filters of {kh}x{kw}x{per_filter}, each slid with "
+            f"S={short(self.stride)} over the input {padded}: {formula} units per row and "
+            f"column, so {h}x{w}x{c} -> {oh}x{ow}x{d}.{_grouping(self.groups, c, d)} Every unit "
+            f"is the dot product of one filter with the {region}, plus the filter's bias; the "
+            f"{oh * ow} units of a depth slice share one filter: {shared:,} parameters, "
             f"{self.unshared_parameters(input_shape):,} without sharing."
         )
+
+
+def _grouping(groups: int, channels: int, depth: int) -> str:
+    """What groups > 1 changes, as a sentence (empty for an ordinary convolution)."""
+    if groups == 1:
+        return ""
+    if groups == channels:
+        each = "" if depth == channels else f" ({depth // channels} filters per slice)"
+        return f" A depthwise conv (groups={groups}): each filter reads one depth slice{each}."
+    return (
+        f" groups={groups}: the {channels} channels split into {groups} groups of "
+        f"{channels // groups}, and each group's {depth // groups} filters read only their "
+        "group's channels."
+    )
+
+
+def _check_padding_fits(layer: Conv2d, input_hw) -> None:
+    """reflect mirrors the input without its edge (padding < size), circular wraps it around
+    once (padding <= size), as PyTorch requires."""
+    mode = layer.padding_mode
+    for axis, size, sides in zip(("height", "width"), input_hw, layer.sides, strict=True):
+        largest = max(sides)
+        if mode == "reflect" and largest >= size:
+            raise ShapeError(
+                f"{layer}: padding_mode='reflect' mirrors the input without repeating its edge, "
+                f"so the padding must be smaller than the input: padding {largest} on a {axis} "
+                f"of {size}; use padding <= {size - 1} or padding_mode='replicate'"
+            )
+        if mode == "circular" and largest > size:
+            raise ShapeError(
+                f"{layer}: padding_mode='circular' wraps the input around once, so the padding "
+                f"can be at most the input: padding {largest} on a {axis} of {size}; use "
+                f"padding <= {size} or padding_mode='replicate'"
+            )
 
 
 def _channel_message(layer: Conv2d, shape: tuple[int, ...]) -> str:

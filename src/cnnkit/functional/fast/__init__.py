@@ -18,6 +18,7 @@ from cnnkit.functional.fast.pool import (
     max_pool2d_backward,
     max_pool2d_forward,
 )
+from cnnkit.functional.padding import pad2d_backward, pad2d_forward  # as the reference
 from cnnkit.functional.reference import (  # one NumPy pass each already: nothing to tune
     adaptive_avg_pool2d_backward,
     adaptive_avg_pool2d_forward,
@@ -49,6 +50,8 @@ __all__ = [
     "linear_forward",
     "max_pool2d_backward",
     "max_pool2d_forward",
+    "pad2d_backward",
+    "pad2d_forward",
     "relu_backward",
     "relu_forward",
     "sigmoid_backward",

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from cnnkit.backend import get_array_module
+from cnnkit.functional.fast import grouped
 from cnnkit.functional.fast.layout import (
     MEMORY_ORDER,
     NHWC,
@@ -29,6 +30,7 @@ from cnnkit.functional.fast.layout import (
 from cnnkit.functional.fast.plan import IMAGES, ConvPlan, bias_in_product, plan_conv
 from cnnkit.functional.fast.windows import (
     COLUMNS,
+    ONE,
     ROWS,
     Sides,
     fold,
@@ -51,6 +53,7 @@ class ConvCache(NamedTuple):
     padding: Sides
     has_bias: bool
     plan: ConvPlan
+    dilation: tuple[int, int] = ONE
 
 
 def _filters(w, order):
@@ -126,30 +129,33 @@ def conv2d_forward(
     *,
     stride: tuple[int, int],
     padding: Sides,
+    dilation: tuple[int, int] = ONE,
+    groups: int = 1,
     workspace: Workspace | None = None,
     plan: ConvPlan | None = None,
     save: bool = True,
 ):
     """y[n, d] = sum over regions of w[d] * x[n] + b[d].
 
-    Shapes: x (N, C, H, W), w (D, C, KH, KW), b (D,) or None -> y (N, D, OH, OW) with
-    OH = (H + top + bottom - KH)//SH + 1 and OW likewise. Returns ``(y, cache)``. ``y`` is a
-    fresh array, stored NCHW or channels-last (see :mod:`cnnkit.functional.fast.layout`). A
-    ``workspace`` lends reusable scratch arrays. ``save=False`` (nothing will call backward)
-    lets everything the cache would hold be scratch. ``plan`` overrides :func:`plan_conv` (the
-    tests run every plan on the same data).
+    x (N, C, H, W), w (D, C/groups, KH, KW), b (D,) or None -> y (N, D, OH, OW), OH = (H + top
+    + bottom - d(KH - 1) - 1)//SH + 1, OW likewise (taps ``dilation`` d apart; ``groups`` > 1:
+    :mod:`.grouped`). Returns ``(y, cache)``; ``y`` is fresh, stored NCHW or channels-last
+    (:mod:`.layout`). A ``workspace`` lends scratch arrays. ``save=False`` (no backward) lets
+    the cache's arrays be scratch. ``plan`` overrides :func:`plan_conv` (tests run every plan).
     """
+    stride, dilation = tuple(stride), tuple(dilation)
+    if groups != 1:
+        options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        return grouped.conv2d_forward(x, w, b, **options, workspace=workspace, save=save)
     xp = get_array_module(x)
     n, c = x.shape[:2]
     d, _, kh, kw = w.shape
-    if plan is None:
-        sides = (tuple(padding[0]), tuple(padding[1]))
-        plan = plan_conv(x.shape, layout_of(x), w.shape, tuple(stride), sides, x.dtype.itemsize)
+    plan = plan or _plan(x, w.shape, stride, padding, dilation)
     keep_source = save and not plan.keep_columns
     source = padded(
         x, padding, layout=plan.source_layout, workspace=workspace, name="x", keep=keep_source
     )
-    oh, ow = output_hw(source.shape[2:], (kh, kw), stride)
+    oh, ow = output_hw(source.shape[2:], (kh, kw), stride, dilation)
     units, k = oh * ow, c * kh * kw
     weights = _filters(w, plan.order)
     has_bias = b is not None
@@ -170,12 +176,17 @@ def conv2d_forward(
         else:
             rows = (stop - start) * units
             cols, taps = _columns(workspace, "chunk", plan, rows, k, x.dtype, xp, ones_row)
-        unfold(source[start:stop], (kh, kw), stride, taps, plan.order)
+        unfold(source[start:stop], (kh, kw), stride, taps, plan.order, dilation)
         _forward_product(cols, weights, b, stored[start:stop], plan, stop - start, units)
     if not save:
         return y, None
     saved = columns if plan.keep_columns else source
-    return y, ConvCache(saved, w, x.shape, stride, padding, has_bias, plan)
+    return y, ConvCache(saved, w, x.shape, stride, padding, has_bias, plan, dilation)
+
+
+def _plan(x, w_shape, stride, padding, dilation) -> ConvPlan:
+    sides = (tuple(padding[0]), tuple(padding[1]))
+    return plan_conv(x.shape, layout_of(x), w_shape, stride, sides, x.dtype.itemsize, dilation)
 
 
 def _forward_product(cols, weights, b, stored, plan, images, units):
@@ -207,7 +218,9 @@ def conv2d_backward(dy, cache: ConvCache, *, workspace=None, input_grad: bool = 
     every unit of the depth slice and every image of that unit's gradient, in one product per
     chunk. With ``input_grad=False`` dx is not computed and None is returned in its place.
     """
-    saved, w, input_shape, stride, padding, has_bias, plan = cache
+    if grouped.is_grouped(cache):
+        return grouped.conv2d_backward(dy, cache, workspace=workspace, input_grad=input_grad)
+    saved, w, input_shape, stride, padding, has_bias, plan, dilation = cache
     xp = get_array_module(dy)
     n, c, h, width = input_shape
     d, _, kh, kw = w.shape
@@ -233,23 +246,23 @@ def conv2d_backward(dy, cache: ConvCache, *, workspace=None, input_grad: bool = 
         else:
             rows = images * units
             cols, taps = _columns(workspace, "chunk", plan, rows, k, dy.dtype, xp, ones_row)
-            unfold(source[start:stop], (kh, kw), stride, taps, plan.order)
+            unfold(source[start:stop], (kh, kw), stride, taps, plan.order, dilation)
         chunk_grads = grads[start:stop]
         dweights += _weight_product(chunk_grads, cols, plan, images, units)
         if not input_grad:
             continue
         dcols = _column_buffer(workspace, "dcolumns", back, images * units, k, dy.dtype, xp)
         _input_product(chunk_grads, weights, dcols, back, images, units)
-        if fold_into(dcols, dx[start:stop], (kh, kw), stride, padding, back.order):
+        if fold_into(dcols, dx[start:stop], (kh, kw), stride, padding, back.order, dilation):
             continue
         if no_padding(padding):
             target = dx[start:stop]
             target[...] = 0
-            fold(dcols, target, (kh, kw), stride, back.order)
+            fold(dcols, target, (kh, kw), stride, back.order, dilation)
         else:
             shape = (images, c, h + sum(padding[0]), width + sum(padding[1]))
             target = padded_zeros(workspace, shape, dy.dtype, back.source_layout, xp)
-            fold(dcols, target, (kh, kw), stride, back.order)
+            fold(dcols, target, (kh, kw), stride, back.order, dilation)
             dx[start:stop] = target[:, :, top : top + h, left : left + width]
     if ones_row:
         dweights, db = dweights[:, :k], xp.ascontiguousarray(dweights[:, k])

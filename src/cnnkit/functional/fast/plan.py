@@ -16,7 +16,7 @@ import functools
 from dataclasses import dataclass, replace
 
 from cnnkit.functional.fast.layout import CNHW, NCHW, NHWC
-from cnnkit.functional.fast.windows import COLUMNS, ROWS, Sides, output_hw
+from cnnkit.functional.fast.windows import COLUMNS, ONE, ROWS, Sides, output_hw
 
 IMAGES = ("n", "c", "i", "j", "oh", "ow")  # (N, C*KH*KW, OH*OW): one column block per image
 
@@ -99,14 +99,16 @@ def bias_in_product(plan: ConvPlan, has_bias: bool) -> bool:
     return has_bias and plan.order == COLUMNS and plan.out_layout == NHWC
 
 
-def kept_bytes(channels, kernel, depth, input_hw, stride, padding: Sides, layout, bias, itemsize):
+def kept_bytes(
+    channels, kernel, depth, input_hw, stride, padding: Sides, layout, bias, itemsize, dilation=ONE
+):
     """Bytes per example a convolution's forward keeps for backward: its im2col columns
     (C*KH*KW values per unit, one more when the bias rides in the products) when
     :func:`keeps_columns` says so, else its input as the columns read it: padded, and stored
     in the plan's source layout (the input itself, when that needs no copy)."""
     (top, bottom), (left, right) = padding
     padded_hw = (input_hw[0] + top + bottom, input_hw[1] + left + right)
-    oh, ow = output_hw(padded_hw, kernel, stride)
+    oh, ow = output_hw(padded_hw, kernel, stride, dilation)
     if keeps_columns(channels, kernel, (oh, ow), itemsize):
         plan = _layouts(channels, kernel, depth, layout)
         taps = channels * kernel[0] * kernel[1] + int(bias_in_product(plan, bias))
@@ -115,12 +117,14 @@ def kept_bytes(channels, kernel, depth, input_hw, stride, padding: Sides, layout
 
 
 @functools.lru_cache(maxsize=256)
-def plan_conv(input_shape, input_layout, w_shape, stride, padding: Sides, itemsize) -> ConvPlan:
+def plan_conv(
+    input_shape, input_layout, w_shape, stride, padding: Sides, itemsize, dilation=ONE
+) -> ConvPlan:
     """Choose layouts, chunking and what to keep, from shapes and the input's layout only."""
     n, c, h, w = input_shape
     d, _, kh, kw = w_shape
     (top, bottom), (left, right) = padding
-    oh, ow = output_hw((h + top + bottom, w + left + right), (kh, kw), stride)
+    oh, ow = output_hw((h + top + bottom, w + left + right), (kh, kw), stride, dilation)
     layouts = _layouts(c, (kh, kw), d, input_layout)
     per_image = c * kh * kw * oh * ow * itemsize
     keep = keeps_columns(c, (kh, kw), (oh, ow), itemsize)

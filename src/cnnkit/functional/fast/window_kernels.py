@@ -26,45 +26,51 @@ from cnnkit.functional.fast.layout import NHWC, layout_of, memory, result
 # (kernel offset (i, j) ascending, onto what is there), so both paths give identical sums.
 
 
-def _unfold_images(x, kernel_h, kernel_w, stride_h, stride_w, out):
+# A dilated window's taps lie d apart: tap (i, j) of the window at (oh, ow) reads padded pixel
+# (i*d_h + S_h*oh, j*d_w + S_w*ow); every loop takes the dilation (1 for an ordinary filter).
+
+
+def _unfold_images(x, kernel_h, kernel_w, stride_h, stride_w, dil_h, dil_w, out):
     n_images, channels, _, _ = x.shape
     out_h, out_w = out.shape[4], out.shape[5]
     for n in range(n_images):
         for c in range(channels):
             for i in range(kernel_h):
                 for j in range(kernel_w):
+                    first = j * dil_w
                     for oh in range(out_h):
-                        row = x[n, c, i + stride_h * oh]
+                        row = x[n, c, i * dil_h + stride_h * oh]
                         target = out[n, c, i, j, oh]
                         if stride_w == 1:
-                            source = row[j : j + out_w]
+                            source = row[first : first + out_w]
                             for ow in range(out_w):
                                 target[ow] = source[ow]
                         else:
                             for ow in range(out_w):
-                                target[ow] = row[j + stride_w * ow]
+                                target[ow] = row[first + stride_w * ow]
 
 
-def _fold_images(cols, kernel_h, kernel_w, stride_h, stride_w, x):
+def _fold_images(cols, kernel_h, kernel_w, stride_h, stride_w, dil_h, dil_w, x):
     n_images, channels, _, _ = x.shape
     out_h, out_w = cols.shape[4], cols.shape[5]
     for n in range(n_images):
         for c in range(channels):
             for i in range(kernel_h):
                 for j in range(kernel_w):
+                    first = j * dil_w
                     for oh in range(out_h):
-                        row = x[n, c, i + stride_h * oh]
+                        row = x[n, c, i * dil_h + stride_h * oh]
                         source = cols[n, c, i, j, oh]
                         if stride_w == 1:
-                            target = row[j : j + out_w]
+                            target = row[first : first + out_w]
                             for ow in range(out_w):
                                 target[ow] += source[ow]
                         else:
                             for ow in range(out_w):
-                                row[j + stride_w * ow] += source[ow]
+                                row[first + stride_w * ow] += source[ow]
 
 
-def _fold_last(cols, kernel_h, kernel_w, stride_h, stride_w, top, left, dx):
+def _fold_last(cols, kernel_h, kernel_w, stride_h, stride_w, dil_h, dil_w, top, left, dx):
     # cols (N, OH, OW, KH, KW, C), dx (N, H, W, C). Gather instead of scatter: each input pixel
     # sums, in the NumPy path's order (kernel offset (i, j) ascending, from zero), the column
     # entries that read it, and is written once.
@@ -77,14 +83,14 @@ def _fold_last(cols, kernel_h, kernel_w, stride_h, stride_w, top, left, dx):
                 for c in range(channels):
                     target[c] = 0
                 for i in range(kernel_h):
-                    r = y + top - i
+                    r = y + top - i * dil_h
                     if r < 0:
                         break
                     oh = r // stride_h
                     if r % stride_h or oh >= out_h:
                         continue
                     for j in range(kernel_w):
-                        q = x + left - j
+                        q = x + left - j * dil_w
                         if q < 0:
                             break
                         ow = q // stride_w
@@ -144,26 +150,26 @@ WINDOW_MIN_ELEMENTS = 1 << 12
 WINDOW_MAX_ELEMENTS = 1 << 24
 
 
-def unfold_images(padded, kernel, stride, out) -> bool:
+def unfold_images(padded, kernel, stride, out, dilation=(1, 1)) -> bool:
     """im2col into ``out`` stored (N, C, KH, KW, OH, OW), as :func:`cnnkit.functional.fast.windows.
     unfold` writes it; False (nothing written) where the loop does not apply."""
     if not _windows_apply(padded, out, kernel, stride):
         return False
-    _loop("_unfold_images")(padded, kernel[0], kernel[1], stride[0], stride[1], out)
+    _loop("_unfold_images")(padded, *kernel, *stride, *dilation, out)
     return True
 
 
-def fold_images(cols, padded, kernel, stride) -> bool:
+def fold_images(cols, padded, kernel, stride, dilation=(1, 1)) -> bool:
     """col2im of ``cols`` indexed (N, C, KH, KW, OH, OW) (any strides; rows of OW values read
     fastest when contiguous) added onto ``padded``, as :func:`cnnkit.functional.fast.windows.fold`
     does it; False (nothing added) where the loop does not apply."""
     if not _windows_apply(padded, cols, kernel, stride):
         return False
-    _loop("_fold_images")(cols, kernel[0], kernel[1], stride[0], stride[1], padded)
+    _loop("_fold_images")(cols, *kernel, *stride, *dilation, padded)
     return True
 
 
-def fold_into(cols, dx, kernel, stride, padding) -> bool:
+def fold_into(cols, dx, kernel, stride, padding, dilation=(1, 1)) -> bool:
     """col2im straight into ``dx`` (N, C, H, W) stored channels-last. ``cols`` is a canonical
     view (N, C, KH, KW, OH, OW) of a ROWS buffer. ``dx`` is overwritten, the padding dropped,
     with exactly the values the NumPy path gives (fold into a zeroed padded array, then crop).
@@ -178,7 +184,7 @@ def fold_into(cols, dx, kernel, stride, padding) -> bool:
     if layout_of(dx) != NHWC or not stored.flags.c_contiguous:
         return False  # a gather over planes measured no faster than NumPy's additions
     (top, _), (left, _) = padding
-    _loop("_fold_last")(stored, *kernel, *stride, top, left, memory(dx, NHWC))
+    _loop("_fold_last")(stored, *kernel, *stride, *dilation, top, left, memory(dx, NHWC))
     return True
 
 

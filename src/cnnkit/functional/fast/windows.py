@@ -24,9 +24,10 @@ from cnnkit.functional.fast.layout import (
     nchw,
     scratch,
 )
-from cnnkit.shapes import units
+from cnnkit.shapes import span, units
 
 Sides = tuple[tuple[int, int], tuple[int, int]]  # ((top, bottom), (left, right))
+ONE = (1, 1)  # no dilation: a window's taps are neighbours
 
 # Axis orders of an im2col buffer. Canonical axes: n (image), c (channel), i, j (kernel offset),
 # oh, ow (output position).
@@ -35,10 +36,11 @@ COLUMNS = ("c", "i", "j", "n", "oh", "ow")  # a (C*KH*KW, N*OH*OW) matrix: one c
 _CANONICAL = ("n", "c", "i", "j", "oh", "ow")
 
 
-def output_hw(padded_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int]):
-    """(I + 2P - F)//S + 1 per axis of an already padded input (``shapes.units``); the layers
-    have already refused impossible configurations."""
-    return units(padded_hw[0], kernel[0], stride[0]), units(padded_hw[1], kernel[1], stride[1])
+def output_hw(padded_hw, kernel: tuple[int, int], stride: tuple[int, int], dilation=ONE):
+    """(I + 2P - d(F - 1) - 1)//S + 1 per axis of an already padded input (``shapes.units``);
+    the layers have already refused impossible configurations."""
+    height = units(padded_hw[0], span(kernel[0], dilation[0]), stride[0])
+    return height, units(padded_hw[1], span(kernel[1], dilation[1]), stride[1])
 
 
 def no_padding(padding: Sides) -> bool:
@@ -83,32 +85,36 @@ def padded(
     return out
 
 
-def window_views(padded, kernel: tuple[int, int], stride: tuple[int, int]) -> Iterator:
+def window_views(padded, kernel, stride, dilation=ONE) -> Iterator:
     """Yield ``(i, j, view)`` per kernel offset; ``view`` is (N, C, OH, OW): the input pixel that
-    offset (i, j) of every window reads. A view, so writing into it writes the padded array."""
+    offset (i, j) of every window reads (taps ``dilation`` apart). A view, so writing into it
+    writes the padded array."""
     kh, kw = kernel
     sh, sw = stride
-    oh, ow = output_hw(padded.shape[2:], kernel, stride)
+    oh, ow = output_hw(padded.shape[2:], kernel, stride, dilation)
     for i in range(kh):
         for j in range(kw):
-            yield i, j, padded[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+            top, left = i * dilation[0], j * dilation[1]
+            rows = slice(top, top + sh * (oh - 1) + 1, sh)
+            yield i, j, padded[:, :, rows, left : left + sw * (ow - 1) + 1 : sw]
 
 
-def _sizes(padded_shape, kernel, stride) -> dict[str, int]:
+def _sizes(padded_shape, kernel, stride, dilation=ONE) -> dict[str, int]:
     n, c = padded_shape[:2]
-    oh, ow = output_hw(padded_shape[2:], kernel, stride)
+    oh, ow = output_hw(padded_shape[2:], kernel, stride, dilation)
     return {"n": n, "c": c, "i": kernel[0], "j": kernel[1], "oh": oh, "ow": ow}
 
 
-def columns_shape(padded_shape, kernel, stride, order=ROWS) -> tuple[int, int]:
+def columns_shape(padded_shape, kernel, stride, order=ROWS, dilation=ONE) -> tuple[int, int]:
     """The 2-D shape of the im2col matrix of ``order`` (ROWS: units x taps)."""
-    sizes = _sizes(padded_shape, kernel, stride)
+    sizes = _sizes(padded_shape, kernel, stride, dilation)
     first = sizes[order[0]] * sizes[order[1]] * sizes[order[2]]
     return first, sizes[order[3]] * sizes[order[4]] * sizes[order[5]]
 
 
-def unfold(padded, kernel: tuple[int, int], stride: tuple[int, int], out, order=ROWS):
+def unfold(padded, kernel: tuple[int, int], stride: tuple[int, int], out, order=ROWS, dilation=ONE):
     """im2col: write every window of ``padded`` (N, C, Hp, Wp) into ``out``; returns ``out``.
+    A window's taps lie ``dilation`` apart (its ``i`` and ``j`` steps are d pixels).
 
     ``out`` is any C-contiguous array of ``columns_shape`` elements; its axes are laid out in
     ``order`` (ROWS or COLUMNS). Reshaped to that 2-D shape, row (n, oh, ow) of ROWS is the
@@ -116,49 +122,49 @@ def unfold(padded, kernel: tuple[int, int], stride: tuple[int, int], out, order=
     filters (as a (KH*KW*C, D) matrix) gives every unit's dot product at once.
     """
     xp = get_array_module(padded)
-    sizes = _sizes(padded.shape, kernel, stride)
+    sizes = _sizes(padded.shape, kernel, stride, dilation)
     step_n, step_c, step_h, step_w = padded.strides
     steps = {
         "n": step_n,
         "c": step_c,
-        "i": step_h,
-        "j": step_w,
+        "i": step_h * dilation[0],
+        "j": step_w * dilation[1],
         "oh": step_h * stride[0],
         "ow": step_w * stride[1],
     }
     shape = tuple(sizes[axis] for axis in order)
     if order == _CANONICAL and out.flags.c_contiguous:
-        if kernels.unfold_images(padded, kernel, stride, out.reshape(shape)):
+        if kernels.unfold_images(padded, kernel, stride, out.reshape(shape), dilation):
             return out
     windows = xp.lib.stride_tricks.as_strided(padded, shape, tuple(steps[a] for a in order))
     xp.copyto(out.reshape(shape), windows)
     return out
 
 
-def fold(cols, padded, kernel: tuple[int, int], stride: tuple[int, int], order=ROWS):
+def fold(cols, padded, kernel: tuple[int, int], stride: tuple[int, int], order=ROWS, dilation=ONE):
     """col2im, the adjoint of :func:`unfold`: add each column back onto the pixels it was read
     from, into ``padded`` (N, C, Hp, Wp), which the caller has zeroed. Pixels read by several
     windows (overlapping windows) receive the sum of their contributions."""
-    sizes = _sizes(padded.shape, kernel, stride)
+    sizes = _sizes(padded.shape, kernel, stride, dilation)
     stored = cols.reshape(tuple(sizes[axis] for axis in order))
     canonical = stored.transpose(tuple(order.index(axis) for axis in _CANONICAL))
-    if order[-1] == "ow" and kernels.fold_images(canonical, padded, kernel, stride):
+    if order[-1] == "ow" and kernels.fold_images(canonical, padded, kernel, stride, dilation):
         return padded  # the loop reads rows of OW values: IMAGES or COLUMNS
-    for i, j, view in window_views(padded, kernel, stride):
+    for i, j, view in window_views(padded, kernel, stride, dilation):
         view += canonical[:, :, i, j]  # (N, C, OH, OW)
     return padded
 
 
-def fold_into(cols, dx, kernel: tuple[int, int], stride: tuple[int, int], padding: Sides, order):
+def fold_into(cols, dx, kernel, stride, padding: Sides, order, dilation=ONE):
     """col2im of ``cols`` (laid out in ``order``) written straight into ``dx`` (N, C, H, W),
     without the padding, where the compiled loops apply; returns False (nothing written) where
     they do not, and the caller folds into a zeroed padded array instead (:func:`fold`)."""
     n, c, h, w = dx.shape
     (top, bottom), (left, right) = padding
-    sizes = _sizes((n, c, h + top + bottom, w + left + right), kernel, stride)
+    sizes = _sizes((n, c, h + top + bottom, w + left + right), kernel, stride, dilation)
     stored = cols.reshape(tuple(sizes[axis] for axis in order))
     canonical = stored.transpose(tuple(order.index(axis) for axis in _CANONICAL))
-    return kernels.fold_into(canonical, dx, kernel, stride, padding)
+    return kernels.fold_into(canonical, dx, kernel, stride, padding, dilation)
 
 
 def im2col(x, kernel: tuple[int, int], stride: tuple[int, int], padding: Sides):

@@ -1,0 +1,134 @@
+"""The engines' padding modes and grouped convolution paths: pad2d against PyTorch's F.pad and
+its adjoint, the depthwise loops on every input layout and against the batched product, and
+the grouped product without the input gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnkit.functional import padding as padding_module
+from cnnkit.functional import reference
+from cnnkit.functional.fast import conv2d_backward, conv2d_forward, grouped
+from cnnkit.functional.fast.jit import use_jit
+from cnnkit.functional.fast.layout import CNHW, NCHW, NHWC, Workspace, in_layout, layout_of
+
+torch = pytest.importorskip("torch")
+
+MODES = {
+    "reflect": "reflect",
+    "replicate": "replicate",
+    "circular": "circular",
+    "zeros": "constant",
+}
+SIDES = [((1, 2), (3, 0)), ((0, 0), (2, 2)), ((3, 3), (4, 4))]  # the last wraps a 3x4 input fully
+
+
+@pytest.mark.parametrize("sides", SIDES, ids=["uneven", "columns", "full"])
+@pytest.mark.parametrize("mode", list(MODES))
+def test_pad2d_matches_pytorch_forward_and_backward(mode, sides):
+    (top, bottom), (left, right) = sides
+    if mode == "reflect" and max(top, bottom, left, right) >= 3:
+        sides = ((1, 2), (2, 3))  # reflect needs padding < size
+        (top, bottom), (left, right) = sides
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 3, 4))
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = torch.nn.functional.pad(tx, (left, right, top, bottom), mode=MODES[mode])
+    dy = rng.standard_normal(tuple(ty.shape))
+    ty.backward(torch.from_numpy(dy))
+    y, saved = padding_module.pad2d_forward(x, sides, mode)
+    dx = padding_module.pad2d_backward(dy, saved)
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    assert dx.flags.c_contiguous and dx.shape == x.shape
+    # the adjoint: <pad(x), g> == <x, pad_backward(g)>
+    assert np.isclose(np.sum(y * dy), np.sum(x * dx))
+
+
+def test_both_engines_pad_with_the_same_functions():
+    from cnnkit.functional import fast
+
+    assert fast.pad2d_forward is reference.pad2d_forward is padding_module.pad2d_forward
+    assert fast.pad2d_backward is reference.pad2d_backward
+
+
+def _data(c, d, groups, kernel=(3, 3), dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((3, c, 7, 6)).astype(dtype)
+    w = rng.standard_normal((d, c // groups, *kernel)).astype(dtype)
+    b = rng.standard_normal(d).astype(dtype)
+    return x, w, b
+
+
+OPTIONS = [
+    dict(stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1)),
+    dict(stride=(2, 1), padding=((2, 0), (1, 3)), dilation=(2, 1)),
+    dict(stride=(1, 3), padding=((0, 0), (0, 0)), dilation=(1, 2)),
+]
+
+
+@pytest.mark.parametrize("layout", [NCHW, NHWC, CNHW])
+@pytest.mark.parametrize("options", OPTIONS, ids=["pad1", "uneven", "none"])
+@pytest.mark.parametrize(("c", "d"), [(4, 4), (3, 6)], ids=["depthwise", "multiplier 2"])
+def test_depthwise_loops_equal_the_reference(c, d, options, layout):
+    x, w, b = _data(c, d, c)
+    ref_y, ref_saved = reference.conv2d_forward(x, w, b, groups=c, **options)
+    dy = np.random.default_rng(1).standard_normal(ref_y.shape)
+    expected = reference.conv2d_backward(dy, ref_saved)
+    y, cache = conv2d_forward(in_layout(x, layout), w, b, groups=c, **options)
+    assert cache.path == grouped.DEPTHWISE  # the compiled loops ran
+    dx, dw, db = conv2d_backward(in_layout(dy, layout), cache)
+    for ours, theirs in zip((y, dx, dw, db), (ref_y, *expected), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+    _, dw_only, db_only = conv2d_backward(dy, cache, input_grad=False)
+    np.testing.assert_allclose(dw_only, dw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db_only, db, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("jit", [True, False], ids=["jit", "numpy"])
+@pytest.mark.parametrize(("c", "d", "groups"), [(4, 4, 4), (6, 9, 3), (4, 2, 2)])
+def test_grouped_paths_equal_the_reference_in_float32(c, d, groups, jit):
+    x, w, b = _data(c, d, groups, dtype=np.float32, seed=2)
+    options = OPTIONS[1]
+    ref_y, ref_saved = reference.conv2d_forward(x, w, b, groups=groups, **options)
+    dy = np.random.default_rng(3).standard_normal(ref_y.shape).astype(np.float32)
+    expected = reference.conv2d_backward(dy, ref_saved)
+    workspace = Workspace()
+    with use_jit(jit):
+        y, cache = conv2d_forward(x, w, b, groups=groups, workspace=workspace, **options)
+        dx, dw, db = conv2d_backward(dy, cache, workspace=workspace)
+        none, dw_only, _ = conv2d_backward(dy, cache, workspace=workspace, input_grad=False)
+    depthwise = jit and groups == c
+    assert cache.path == (grouped.DEPTHWISE if depthwise else grouped.PRODUCT)
+    assert layout_of(y) == (NCHW if depthwise else CNHW)
+    assert y.dtype == dx.dtype == dw.dtype == db.dtype == np.float32
+    for ours, theirs in zip((y, dx, dw, db), (ref_y, *expected), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=2e-5, atol=2e-5)
+    assert none is None
+    np.testing.assert_allclose(dw_only, dw, rtol=1e-6, atol=1e-6)
+
+
+def test_grouped_product_in_chunks_gives_the_same_numbers(monkeypatch):
+    monkeypatch.setattr(grouped, "CHUNK_BYTES", 50_000)  # 2 images per chunk, then 1
+    x, w, b = _data(8, 8, 2, seed=4)  # columns: 8*9*42 float64 = 24,192 bytes per image
+    assert list(grouped._chunks(3, 8 * 9 * 42 * 8)) == [(0, 2), (2, 3)]
+    options = OPTIONS[0]
+    y, cache = conv2d_forward(x, w, b, groups=2, **options)
+    ref_y, ref_saved = reference.conv2d_forward(x, w, b, groups=2, **options)
+    dy = np.random.default_rng(5).standard_normal(y.shape)
+    ours = (y, *conv2d_backward(dy, cache))
+    expected = (ref_y, *reference.conv2d_backward(dy, ref_saved))
+    for value, theirs in zip(ours, expected, strict=True):
+        np.testing.assert_allclose(value, theirs, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("jit", [True, False], ids=["jit", "numpy"])
+@pytest.mark.parametrize(("c", "d", "groups"), [(4, 4, 4), (4, 6, 2)])
+def test_an_empty_batch_gives_empty_results(c, d, groups, jit):
+    x, w, b = _data(c, d, groups)
+    with use_jit(jit):
+        y, cache = conv2d_forward(x[:0], w, b, groups=groups, **OPTIONS[0])
+        dx, dw, db = conv2d_backward(y, cache)
+    assert y.shape == (0, d, 7, 6) and dx.shape == (0, c, 7, 6)
+    assert not dw.any() and not db.any() and dw.shape == w.shape
