@@ -165,3 +165,17 @@ def test_a_checkpoint_without_generators_loads_into_a_model_without_dropout(smal
     assert "generators" not in header and list(model.named_generators()) == []
     fit(from_spec(spec), small, recipe=replace(recipe, epochs=2), run_dir=tmp_path, resume=True)
     assert checkpoint.read_header(path)["epoch"] == 2
+
+
+def test_an_epoch_never_ends_on_a_batch_of_one_so_bn1d_trains(small):
+    data = replace(
+        small, train_images=small.train_images[:65], train_labels=small.train_labels[:65]
+    )
+    model = from_spec(
+        "INPUT(1x8x8) - CONV(D=4, F=3, P=1) - RELU - FC(16) - BN1D - RELU - FC(10)",
+        rng=np.random.default_rng(0),
+    )
+    sizes = []
+    model[0].register_forward_hook(lambda layer, inputs, output: sizes.append(len(output)))
+    fit(model, data, recipe=Recipe(epochs=1, batch_size=32, augment_shift=0))
+    assert sizes[:2] == [32, 33]  # the 65th example joins the last batch instead of standing alone

@@ -26,6 +26,27 @@ def batches(count: int, batch_size: int, rng: np.random.Generator | None) -> lis
     return [order[start : start + batch_size] for start in range(0, count, batch_size)]
 
 
+def epoch_steps(count: int, batch_size: int) -> int:
+    """Optimizer steps in an epoch of ``count`` examples: ceil(count / batch_size), except that
+    a last batch of a single example joins the batch before it (one example has no batch
+    statistics: BatchNorm refuses it in training, as PyTorch does).
+
+    >>> epoch_steps(65, 32), epoch_steps(64, 32), epoch_steps(66, 32), epoch_steps(1, 32)
+    (2, 2, 3, 1)
+    """
+    steps = -(-count // batch_size)
+    if batch_size > 1 and steps > 1 and count % batch_size == 1:
+        steps -= 1
+    return steps
+
+
+def step_batch(order: np.ndarray, step: int, steps: int, batch_size: int) -> np.ndarray:
+    """The indices of batch ``step`` of ``steps`` (see :func:`epoch_steps`): the last batch
+    takes everything left."""
+    start = step * batch_size
+    return order[start:] if step == steps - 1 else order[start : start + batch_size]
+
+
 def random_shift(
     images: np.ndarray,
     max_shift: int,

@@ -29,7 +29,7 @@ import numpy as np
 
 from cnnkit.arch.convert import to_spec
 from cnnkit.atomic import write_json, write_text
-from cnnkit.data.batching import random_shift
+from cnnkit.data.batching import epoch_steps, random_shift, step_batch
 from cnnkit.errors import CnnkitError, ConfigError, TrainingError, WriteError
 from cnnkit.nn import registry
 from cnnkit.nn.loss import CrossEntropyLoss
@@ -181,7 +181,7 @@ class _Run:
         count = len(data.train_images)
         if count == 0:
             raise ConfigError("fit: the training set is empty")
-        self.steps_per_epoch = math.ceil(count / recipe.batch_size)
+        self.steps_per_epoch = epoch_steps(count, recipe.batch_size)
         self.schedule = make_schedule(
             recipe.schedule,
             recipe.lr,
@@ -318,10 +318,9 @@ class _Run:
                 state.seconds = time.perf_counter() - started
                 self.save("last.npz")
                 raise KeyboardInterrupt
-            batch = state.order[
-                state.step_in_epoch * recipe.batch_size : (state.step_in_epoch + 1)
-                * recipe.batch_size
-            ]
+            batch = step_batch(
+                state.order, state.step_in_epoch, self.steps_per_epoch, recipe.batch_size
+            )
             self.train_step(batch)
             clock.examples += len(batch)
             if recipe.checkpoint_every and state.step % recipe.checkpoint_every == 0:
