@@ -1,9 +1,10 @@
 """The reference engine: every operation's forward beside its backward, written to be read.
 
 This is the textbook version, and the oracle the fast engine is tested against. One primitive
-serves both poolings: :func:`windows` shows every window of the padded input at once (a view,
-through ``sliding_window_view``: nothing is copied), and :func:`fold` is its adjoint, adding
-values back onto the pixels they were read from. The convolution (:mod:`.reference_conv`: each
+serves convolution and both poolings (:mod:`.primitives`): :func:`windows` shows every window
+of the padded input at once (a view, through ``sliding_window_view``: nothing is copied), and
+:func:`fold` is its adjoint, adding values back onto the pixels they were read from. The
+convolution (:mod:`.reference_conv`: each
 unit's window flattened into a row, one matrix product with the filters, plus the bias; with
 dilation and groups) and padding by mode (:mod:`.padding`) live in modules of their own and
 are part of this engine.
@@ -24,6 +25,7 @@ from cnnkit.backend import get_array_module
 from cnnkit.functional.dropout import dropout_backward, dropout_forward  # noqa: F401 (re-exported)
 from cnnkit.functional.norm import batch_norm_backward, batch_norm_forward  # noqa: F401
 from cnnkit.functional.padding import pad2d_backward, pad2d_forward  # noqa: F401 (this engine's)
+from cnnkit.functional.primitives import fold, pad, unpad, windows  # noqa: F401
 from cnnkit.functional.reference_conv import conv2d_backward, conv2d_forward  # noqa: F401
 from cnnkit.functional.reference_pool import (  # noqa: F401 (pooling, re-exported)
     avg_pool2d_backward,
@@ -33,46 +35,6 @@ from cnnkit.functional.reference_pool import (  # noqa: F401 (pooling, re-export
 )
 
 NAME = "reference"
-
-
-def pad(x, padding, value: float = 0.0):
-    """x (N, C, H, W) surrounded by ``value``: (N, C, H + top + bottom, W + left + right)."""
-    xp = get_array_module(x)
-    (top, bottom), (left, right) = padding
-    return xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
-
-
-def unpad(x_padded, padding):
-    """The inverse of :func:`pad`: the interior of (N, C, Hp, Wp)."""
-    (top, bottom), (left, right) = padding
-    hp, wp = x_padded.shape[2:]
-    return x_padded[:, :, top : hp - bottom, left : wp - right]
-
-
-def windows(x_padded, kernel, stride):
-    """Every window of the padded input, as a view: (N, C, OH, OW, KH, KW)."""
-    xp = get_array_module(x_padded)
-    (kh, kw), (sh, sw) = kernel, stride
-    every = xp.lib.stride_tricks.sliding_window_view(x_padded, (kh, kw), axis=(2, 3))
-    return every[:, :, ::sh, ::sw]  # keep the windows that start at multiples of S
-
-
-def fold(blocks, padded_shape, stride):
-    """The adjoint of :func:`windows`: add each window's values (N, C, OH, OW, KH, KW) back
-    onto the pixels it covers; pixels in several windows receive the sum."""
-    xp = get_array_module(blocks)
-    oh, ow, kh, kw = blocks.shape[2:]
-    sh, sw = stride
-    out = xp.zeros(padded_shape, dtype=blocks.dtype)
-    for i in range(kh):  # the loops run over kernel offsets only, never over pixels
-        for j in range(kw):
-            out[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw] += blocks[
-                :, :, :, :, i, j
-            ]
-    return out
-
-
-# --------------------------------------------------------------------------- the rest
 
 
 def linear_forward(x, w, b):

@@ -33,35 +33,8 @@ Shapes: x (N, C, H, W), w (D, C/g, KH, KW), b (D,); padding is ((top, bottom), (
 from __future__ import annotations
 
 from cnnkit.backend import get_array_module
+from cnnkit.functional.primitives import ONE, fold, windows
 from cnnkit.shapes import span, units
-
-ONE = (1, 1)
-
-
-def windows(x_padded, kernel, stride, dilation=ONE):
-    """Every window of the padded input, as a view: (N, C, OH, OW, KH, KW). A window spans
-    d(F - 1) + 1 inputs per axis and reads every d-th of them."""
-    xp = get_array_module(x_padded)
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    spans = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
-    every = xp.lib.stride_tricks.sliding_window_view(x_padded, spans, axis=(2, 3))
-    return every[:, :, ::sh, ::sw, ::dh, ::dw]  # windows at multiples of S, taps d apart
-
-
-def fold(blocks, padded_shape, stride, dilation=ONE):
-    """The adjoint of :func:`windows`: add each window's values (N, C, OH, OW, KH, KW) back
-    onto the pixels it read; pixels in several windows receive the sum."""
-    xp = get_array_module(blocks)
-    oh, ow, kh, kw = blocks.shape[2:]
-    (sh, sw), (dh, dw) = stride, dilation
-    out = xp.zeros(padded_shape, dtype=blocks.dtype)
-    for i in range(kh):  # the loops run over kernel taps only, never over pixels
-        for j in range(kw):
-            top, left = i * dh, j * dw  # where tap (i, j) of the first window lies
-            rows = slice(top, top + sh * (oh - 1) + 1, sh)
-            cols = slice(left, left + sw * (ow - 1) + 1, sw)
-            out[:, :, rows, cols] += blocks[:, :, :, :, i, j]
-    return out
 
 
 def im2col(x_padded, kernel, stride, dilation=ONE):

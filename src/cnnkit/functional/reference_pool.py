@@ -22,9 +22,8 @@ Shapes: x (N, C, H, W); padding ((top, bottom), (left, right)); kernel, stride, 
 from __future__ import annotations
 
 from cnnkit.backend import get_array_module
+from cnnkit.functional.primitives import ONE, fold, pad, windows
 from cnnkit.shapes import ceil_units, span, units
-
-ONE = (1, 1)
 
 
 def pool_sides(input_hw, kernel, stride, padding, dilation=ONE, ceil_mode=False):
@@ -46,40 +45,9 @@ def pool_sides(input_hw, kernel, stride, padding, dilation=ONE, ceil_mode=False)
     return tuple(out), tuple(sides)
 
 
-def _pad(x, sides, value):
-    xp = get_array_module(x)
-    (top, bottom), (left, right) = sides
-    return xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
-
-
 def _unpad(x_padded, sides, input_hw):
     (top, _), (left, _) = sides
     return x_padded[:, :, top : top + input_hw[0], left : left + input_hw[1]]
-
-
-def windows(x_padded, kernel, stride, dilation=ONE):
-    """Every window's taps, as a view: (N, C, OH, OW, KH, KW)."""
-    xp = get_array_module(x_padded)
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    extents = (span(kh, dh), span(kw, dw))
-    every = xp.lib.stride_tricks.sliding_window_view(x_padded, extents, axis=(2, 3))
-    return every[:, :, ::sh, ::sw, ::dh, ::dw]  # windows S apart, taps d apart
-
-
-def fold(blocks, padded_shape, stride, dilation=ONE):
-    """The adjoint of :func:`windows`: add each tap's value (N, C, OH, OW, KH, KW) back onto
-    the pixel it was read from; pixels under several windows receive the sum."""
-    xp = get_array_module(blocks)
-    oh, ow, kh, kw = blocks.shape[2:]
-    (sh, sw), (dh, dw) = stride, dilation
-    out = xp.zeros(padded_shape, dtype=blocks.dtype)
-    for i in range(kh):  # the loops run over the taps only, never over pixels
-        for j in range(kw):
-            top, left = i * dh, j * dw
-            out[:, :, top : top + sh * (oh - 1) + 1 : sh, left : left + sw * (ow - 1) + 1 : sw] += (
-                blocks[:, :, :, :, i, j]
-            )
-    return out
 
 
 def _winners(flat):
@@ -101,7 +69,7 @@ def max_pool2d_forward(
     """The largest value of each window (padding is -inf: it never wins)."""
     xp = get_array_module(x)
     _, sides = pool_sides(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
-    x_padded = _pad(x, sides, -xp.inf)
+    x_padded = pad(x, sides, -xp.inf)
     every = windows(x_padded, kernel, stride, dilation)  # (N, C, OH, OW, KH, KW)
     flat = every.reshape(*every.shape[:4], kernel[0] * kernel[1])  # (N, C, OH, OW, KH*KW): a copy
     winner = _winners(flat)  # (N, C, OH, OW)
@@ -161,7 +129,7 @@ def avg_pool2d_forward(
     with ``count_include_pad``, PyTorch's default)."""
     xp = get_array_module(x)
     out_hw, sides = pool_sides(x.shape[2:], kernel, stride, padding, ONE, ceil_mode)
-    x_padded = _pad(x, sides, 0.0)
+    x_padded = pad(x, sides, 0.0)
     divisor = avg_divisor(
         xp, x.dtype, x.shape[2:], out_hw, kernel, stride, padding, ceil_mode, count_include_pad
     )
