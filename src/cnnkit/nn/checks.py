@@ -98,7 +98,7 @@ def short(pair: tuple[int, int]) -> int | tuple[int, int]:
 def check_rounding(owner: str, rounding: str) -> str:
     if rounding not in ("strict", "floor"):
         raise ConfigError(
-            f"{owner}: rounding must be 'strict' (refuse non-whole output sizes) or 'floor' "
+            f"{owner}: rounding must be 'strict' (refuse rounding that loses input) or 'floor' "
             f"(round down like PyTorch), got {rounding!r}"
         )
     return rounding

@@ -75,8 +75,10 @@ receptive_field, jump
     input (``field_after(field)`` of each layer). Padding does not change them. FLATTEN keeps
     the unit's field (it moves values); FC and everything after it see the whole input: None.
 notes
-    From the trace: which padded rows/columns ``floor`` rounding never reads; which
-    parameters a row shares with which earlier row.
+    Which padded rows/columns rounding down never reads (when strict accepts it because only
+    padding, or a row the stride skips anyway, goes unread; or with ``floor``); where a ceil
+    window runs past the input; which parameters a row shares with which earlier row; a
+    residual block's identity shortcut.
 
 Totals (``batch`` examples): ``params`` = ``trainable_params`` + ``non_trainable_params``
 (buffers), ``unshared_params``, ``macs_per_example``, ``macs`` (for the batch), ``param_bytes``
