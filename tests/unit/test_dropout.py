@@ -218,7 +218,8 @@ def test_p_outside_0_1_is_refused_naming_the_layer_value_and_fix(cls, p):
         cls(p)
     message = str(caught.value)
     assert message.startswith(f"{cls.__name__}: p must be in [0, 1), got p={p}")
-    assert "use p < 1" in message and "\n" not in message
+    assert "use a p in [0, 1)" in message and "\n" not in message
+    assert ("would zero every one" in message) == (p >= 1)
 
 
 @pytest.mark.parametrize("p", ["0.5", True, None, [0.5]])

@@ -151,7 +151,7 @@ def _step(index: int, spec: LayerSpec, shape, label: str, floor: bool):
     batch_shape = (1, *shape)
     problems = _inferred_problems(spec, batch_shape, label, shape)
     spec = _without_given_inferred(spec, batch_shape)
-    floor_here = floor and "rounding" in dict(spec.config)
+    floor_here = floor and ("rounding" in dict(spec.config) or bool(spec.branches()))
     overrides = {"rounding": "floor"} if floor_here else {}
     try:
         layer, out = _measured(spec, batch_shape, overrides)

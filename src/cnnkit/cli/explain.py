@@ -294,9 +294,24 @@ def _add_backprop(topics) -> None:
     backprop.set_defaults(run=run_backprop)
 
 
+def _check_residual_options(args) -> None:
+    """--residual explains one fixed block (3x3 CONVs, P=1, one channel) on an I x I input."""
+    fixed = {"--filter": (args.filter, 3), "--stride": (args.stride, 1)}
+    fixed |= {"--padding": (args.padding, 0), "--channels": (args.channels, 1)}
+    fixed |= {"--channel": (args.channel, 0), "--weight": (tuple(args.weight), (0, 0))}
+    given = [name for name, (value, default) in fixed.items() if value != default]
+    if given:
+        raise ConfigError(
+            f"explain backprop --residual: {', '.join(given)} do not apply: it explains one "
+            "block RES[CONV(F=3, P=1) - RELU - CONV(F=3, P=1)] on one channel; give --input "
+            "and --seed only"
+        )
+
+
 def run_backprop(args: argparse.Namespace) -> int:
     where = "explain backprop"
     if args.residual:
+        _check_residual_options(args)
         _emit(explain_residual_backprop(args.input, args.seed), args)
         return 0
     s, p = args.stride, args.padding

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from cnnkit.explain._inputs import _architecture
 from cnnkit.nn.checks import positive_int
 from cnnkit.nn.layer import Layer
 from cnnkit.nn.modes import no_grad
+from cnnkit.nn.probe import evaluating
 from cnnkit.shapes import Field
 
 EQUIVARIANCE_DEFAULT = (
@@ -295,8 +297,12 @@ def _check_sizes(where: str, shape, outputs, shifts: int, axis: str) -> None:
 
 def _measure(layers, fields, x, shifts: int, axis: str, size_hw) -> list[list[EquivarianceCell]]:
     def outputs(batch):
+        """Each layer's output in evaluation mode (fixed running statistics, no dropout
+        masks: the layer as it predicts), each put back in its mode afterwards."""
         result = []
-        with no_grad():
+        with no_grad(), contextlib.ExitStack() as stack:
+            for layer in layers:
+                stack.enter_context(evaluating(layer))
             for layer in layers:
                 batch = layer.forward(batch)
                 result.append(batch)

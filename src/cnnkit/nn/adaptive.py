@@ -39,6 +39,11 @@ class AdaptiveAvgPool2d(Layer):
         return str(h) if h == w else f"({h}, {w})"
 
     def output_shape(self, input_shape):
+        if len(input_shape) != 4:
+            raise ShapeError(
+                f"{self!r}: expected a 4-D input (N, C, H, W), got shape {tuple(input_shape)}; "
+                "it averages over each depth slice's H x W"
+            )
         n, c, h, w = input_shape
         oh, ow = self.output_size
         if oh > h or ow > w:
@@ -70,7 +75,7 @@ class AdaptiveAvgPool2d(Layer):
         return None
 
     def explain(self, input_shape) -> str:
-        _, c, h, w = input_shape
+        _, c, h, w = self.output_shape(input_shape)[:2] + tuple(input_shape[2:])
         oh, ow = self.output_size
         return (
             f"GAP (adaptive average pool): the mean of each of {oh}x{ow} windows that together "

@@ -114,6 +114,15 @@ class _BatchNorm(Layer):
             self.num_batches_tracked[...] = 0
 
     # -- configuration -------------------------------------------------------------------------
+    def buffer_problem(self, name: str, value) -> str | None:
+        """A variance is never negative (sqrt(var + eps) would be NaN)."""
+        if name == "running_var" and value.dtype.kind == "f" and (value < 0).any():
+            return (
+                f"holds {int((value < 0).sum())} negative variances (smallest "
+                f"{float(value.min()):g}); a variance is at least 0"
+            )
+        return None
+
     def get_config(self) -> dict:
         return {
             "num_features": self.num_features,
@@ -285,7 +294,11 @@ class BatchNorm1d(_BatchNorm):
 
 
 def _checked_eps(owner: str, eps) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0 < eps < math.inf:
+    if (
+        isinstance(eps, bool)
+        or not isinstance(eps, int | float | np.number)
+        or not 0 < eps < math.inf
+    ):
         raise ConfigError(f"{owner}: eps must be a finite number > 0, got {eps!r}; e.g. eps=1e-5")
     return float(eps)
 
@@ -295,7 +308,7 @@ def _checked_momentum(owner: str, momentum) -> float | None:
         return None
     if (
         isinstance(momentum, bool)
-        or not isinstance(momentum, int | float)
+        or not isinstance(momentum, int | float | np.number)
         or not 0 <= momentum <= 1
     ):
         raise ConfigError(

@@ -52,6 +52,11 @@ class Sequential(Layer):
     def append(self, layer: Layer) -> Sequential:
         if not isinstance(layer, Layer):
             raise ConfigError(f"Sequential.append: {type(layer).__name__} is not a cnnkit layer")
+        if any(module is self for module in layer.modules()):
+            raise ConfigError(
+                "Sequential.append: the layer contains this Sequential, and a network cannot "
+                "contain itself; append a new layer (or a copy: copy.deepcopy(layer))"
+            )
         self.layers.append(layer)
         self.built = self.built and layer.built
         return self

@@ -47,7 +47,8 @@ class Probability(Number):
     def read(self, value, raw: str, what: str) -> float:
         number = super().read(value, raw, what)
         if not 0.0 <= number < 1.0:
-            raise ArgError(f"{what} must be in [0, 1) (1 would zero every value), got {raw}")
+            why = "1 would zero every value" if number >= 1 else "a probability is at least 0"
+            raise ArgError(f"{what} must be in [0, 1) ({why}), got {raw}")
         return number
 
 
@@ -55,9 +56,16 @@ def _probability(owner: str, p) -> float:
     if isinstance(p, bool) or not isinstance(p, int | float | np.integer | np.floating):
         raise ConfigError(f"{owner}: p must be a number in [0, 1), got {p!r}; use p=0.5")
     if not 0.0 <= float(p) < 1.0:
+        why = (
+            "p=1 would zero every one"
+            if float(p) >= 1
+            else "a probability is at least 0"
+            if float(p) < 0
+            else "nan is no probability"
+        )
         raise ConfigError(
             f"{owner}: p must be in [0, 1), got p={p}: p is the probability of zeroing a "
-            "value, and p=1 would zero every one; use p < 1 (0.5 is usual, 0 turns it off)"
+            f"value, and {why}; use a p in [0, 1) (0.5 is usual, 0 turns it off)"
         )
     return float(p)
 

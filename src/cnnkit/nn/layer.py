@@ -282,6 +282,11 @@ class Layer:
         (``"3.rng"``; ``"5.body.2.rng"`` inside containers); each generator once."""
         yield from generator_items(self, prefix)
 
+    def buffer_problem(self, name: str, value) -> str | None:
+        """Why ``value`` cannot be this layer's buffer ``name`` (checked before a state dict
+        or a checkpoint is loaded), or None; e.g. BatchNorm refuses a negative variance."""
+        return None
+
     def _own_buffers(self) -> Iterator[tuple[str, object]]:
         for name in self.__dict__.get("_buffer_names", ()):
             yield name, getattr(self, name)

@@ -25,6 +25,9 @@ def load_state(layer, state) -> None:
             f"{unexpected or 'nothing'}; was the state saved from another architecture?"
         )
     slots = dict(_buffer_slots(layer))
+    problem = buffer_problems(slots, state)
+    if problem is not None:
+        raise ShapeError(f"load_state_dict: {problem}")
     for name, (target, kind) in own.items():
         array = target.data if kind == "parameter" else np.asarray(target)
         value = np.asarray(state[name])
@@ -37,6 +40,22 @@ def load_state(layer, state) -> None:
         else:  # a buffer held as a number (count = count + 1): replaced by the loaded value
             module, attribute = slots[name]
             setattr(module, attribute, value.astype(array.dtype, copy=True))
+
+
+def buffer_problems(slots: dict, state) -> str | None:
+    """The first buffer value its layer refuses (``Layer.buffer_problem``: a negative running
+    variance), as ``name: why``; None when every one is acceptable."""
+    for name, (module, attribute) in slots.items():
+        if name in state:
+            problem = module.buffer_problem(attribute, np.asarray(state[name]))
+            if problem is not None:
+                return f"{name} {problem}"
+    return None
+
+
+def buffer_slots(layer) -> dict:
+    """{state_dict name: (module, attribute)} of every buffer of ``layer``."""
+    return dict(_buffer_slots(layer))
 
 
 def _writable_array(value) -> bool:

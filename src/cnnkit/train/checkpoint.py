@@ -29,6 +29,7 @@ import numpy as np
 
 from cnnkit.atomic import write_atomically
 from cnnkit.errors import DataError
+from cnnkit.nn.state import buffer_problems, buffer_slots
 from cnnkit.train import archive, generators
 from cnnkit.train.archive import HEADER_KEY
 from cnnkit.train.header import FORMAT, validate_header, validate_resume
@@ -126,6 +127,12 @@ def load(
     for group in ("model", "optimizer"):
         for key, value in arrays[group].items():
             _check_finite(path, f"{group}/{key}", value, dtypes.get(key, value.dtype))
+    problem = None if model is None else buffer_problems(buffer_slots(model), arrays["model"])
+    if problem is not None:
+        raise DataError(
+            f"{path}: model/{problem}; the checkpoint is damaged: use the run's other "
+            "checkpoint or train again"
+        )
     return Checkpoint(path, header, arrays["model"], arrays["optimizer"], arrays["extra"])
 
 

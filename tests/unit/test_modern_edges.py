@@ -1,0 +1,74 @@
+"""Edges of the modern layers found by trying to break them: each gives one clear line."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cnnkit
+from cnnkit import ConfigError, ShapeError
+from cnnkit.explain import explain_equivariance
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "INPUT(1x8x8) - FC(10) - GAP",
+        "INPUT(1x8x8) - FLATTEN - GAP",
+        "INPUT(1x8x8) - FC(4) - RES[GAP]",
+    ],
+)
+def test_gap_after_a_flat_layer_is_a_shape_error(text):
+    with pytest.raises(ShapeError, match="expected a 4-D input"):
+        cnnkit.from_spec(text)
+    with pytest.raises(ShapeError, match="4-D"):
+        cnnkit.AdaptiveAvgPool2d(1).output_shape((2, 10))
+
+
+def test_floor_reaches_the_layers_inside_a_block():
+    text = "INPUT(3x8x8) - RES[CONV(D=3, F=3, S=2) | CONV(D=3, F=3, S=2)]"
+    with pytest.raises(ShapeError, match=r"3\.5 is not a whole number"):
+        cnnkit.summarize(text)
+    assert cnnkit.summarize(text, floor=True).rows[0].output == "3x3x3"
+
+
+def test_a_negative_running_variance_is_refused_before_anything_is_loaded():
+    model = cnnkit.from_spec("INPUT(1x4x4) - CONV(D=2, F=3) - BN - FC(2)")
+    state = model.state_dict()
+    state["1.running_var"][1] = -0.5
+    state["0.weight"][...] = 7.0
+    with pytest.raises(ShapeError, match=r"1\.running_var holds 1 negative variances"):
+        model.load_state_dict(state)
+    assert (model.state_dict()["1.running_var"] == 1).all()
+    assert (model.state_dict()["0.weight"] != 7.0).all()  # nothing was loaded
+
+
+def test_equivariance_is_measured_as_the_network_predicts():
+    text = "INPUT(1x8x8) - CONV(D=2, F=3, P=1) - DROPOUT(p=0.5) - DROPOUT2D(p=0.5) - BN - RES[RELU]"
+    explanation = explain_equivariance(text, shifts=2)
+    for row in explanation.rows:
+        for cell in row.cells:
+            assert cell.error is None or cell.error < 1e-5, (row.layer, cell)
+
+
+def test_a_network_cannot_contain_itself():
+    outer = cnnkit.Sequential(cnnkit.ReLU())
+    with pytest.raises(ConfigError, match="cannot contain itself"):
+        outer.append(cnnkit.Residual(outer))
+    assert len(outer) == 1
+
+
+def test_batchnorm_takes_numpy_numbers_as_pytorch_does():
+    layer = cnnkit.BatchNorm2d(2, eps=np.float32(1e-3), momentum=np.float64(0.2))
+    assert layer.eps == pytest.approx(1e-3) and layer.momentum == pytest.approx(0.2)
+
+
+def test_explain_backprop_residual_refuses_options_it_does_not_use():
+    result = subprocess.run(
+        [sys.executable, "-m", "cnnkit", "explain", "backprop", "--residual", "--filter", "5"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "--filter do not apply" in result.stderr
+    assert result.stderr.count("\n") == 1
