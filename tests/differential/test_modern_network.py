@@ -12,6 +12,7 @@ from cnnkit.functional.dropout import dropout_forward
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
+from torch_models import block_class  # noqa: E402
 
 TEXT = (
     "INPUT(3x16x16) - CONV(D=8, F=3, P=1) - BN - RELU - RES[CONV(D=8, F=3, P=1) - BN - RELU - "
@@ -22,14 +23,7 @@ TEXT = (
 )
 
 
-class Block(nn.Module):
-    def __init__(self, body, shortcut=None):
-        super().__init__()
-        self.body = body
-        self.shortcut = shortcut
-
-    def forward(self, x):
-        return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+Block = block_class()
 
 
 class Masked(nn.Module):

@@ -11,6 +11,8 @@ from cnnkit import ConfigError, ShapeError, SpecError
 from cnnkit.explain import explain_residual_backprop
 
 torch = pytest.importorskip("torch")
+from torch_models import block_class  # noqa: E402
+from torch_models import resnet20 as torch_resnet20  # noqa: E402
 
 PROJECTION = (
     "INPUT(3x8x8) - CONV(D=4, F=3, P=1) - RELU - RES[CONV(D=4, F=3, P=1) - RELU - "
@@ -19,16 +21,7 @@ PROJECTION = (
 )
 
 
-class TorchBlock(torch.nn.Module):
-    """A residual block as PyTorch users write it: body and shortcut attributes."""
-
-    def __init__(self, body, shortcut=None):
-        super().__init__()
-        self.body = body
-        self.shortcut = shortcut
-
-    def forward(self, x):
-        return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+TorchBlock = block_class()
 
 
 def torch_projection_net():
@@ -239,34 +232,6 @@ def test_explain_backprop_through_a_residual_block_uses_the_engines_numbers(engi
     assert explanation.to_dict()["schema"] == "cnnkit.explain.residual/1"
     with pytest.raises(ConfigError):
         explain_residual_backprop(size=99)
-
-
-def torch_resnet20():
-    """ResNet-20 for CIFAR-10 as PyTorch users write it, with option B shortcuts."""
-    nn = torch.nn
-
-    def block(c_in, c_out, stride):
-        body = nn.Sequential(
-            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False),
-            nn.BatchNorm2d(c_out),
-            nn.ReLU(),
-            nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(c_out),
-        )
-        shortcut = None
-        if stride != 1:
-            shortcut = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
-            )
-        return [TorchBlock(body, shortcut), nn.ReLU()]
-
-    layers = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
-    for c_in, c_out in ((16, 16), (16, 32), (32, 64)):
-        for index in range(3):
-            first = index == 0
-            layers += block(c_in if first else c_out, c_out, 2 if first and c_in != c_out else 1)
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
-    return nn.Sequential(*layers)
 
 
 def test_resnet20_is_he_et_al_with_projection_shortcuts_and_matches_pytorch():
