@@ -305,7 +305,7 @@ class Conv2d(WeightedLayer):
             (top, bottom), (left, right) = sides
             h, w, sides, layout = h + top + bottom, w + left + right, NO_PADDING, NCHW
         if self.groups != 1:
-            kept = grouped.kept_bytes(c, self.groups, (h, w), sides, dtype_bytes)
+            kept = grouped.kept_bytes(c, (h, w), sides, dtype_bytes)
             return out_bytes, kept, grouped.output_layout(c, self.groups, layout)
         kernel, depth, bias = self.kernel_size, self.out_channels, self.bias is not None
         kept = plan.kept_bytes(
