@@ -274,6 +274,8 @@ def test_initialisation_bound_uses_the_channels_one_filter_reads():
     for values in (layer.weight.data, layer.bias.data):
         assert np.abs(values).max() <= bound
         assert np.abs(values).max() > 0.9 * bound
+    layer.reset_parameters(np.random.default_rng(1))  # drawn again: the same bound
+    assert 0.9 * bound < np.abs(layer.weight.data).max() <= bound
 
 
 @pytest.mark.parametrize(
