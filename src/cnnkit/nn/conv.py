@@ -89,7 +89,8 @@ def _padding_mode(owner: str, mode) -> str:
     if mode not in PADDING_MODES:
         names = ", ".join(repr(name) for name in PADDING_MODES)
         raise ConfigError(
-            f"{owner}: padding_mode must be one of {names}, got {mode!r}; use one of them"
+            f"{owner}: padding_mode must be one of {names}, got {mode!r}; use "
+            "padding_mode='zeros' (the default) or one of the others"
         )
     return mode
 
