@@ -104,10 +104,12 @@ def _flat_plane(padded, taps, bias, dh, dw, width, wide):
                     wide[m] += t0 * s0[m]
 
 
-def _backward(w, dy, sh, sw, dh, dw, top, left, width, input_grad, planes, dx, dw_, db, bufs, zero):
+def _backward(
+    w, dy, sh, sw, dh, dw, top, left, width, input_grad, planes, dx, dweight, dbias, bufs, zero
+):
     # planes: the forward's padded planes; bufs: dP (the padded plane's gradient) and the
     # zero-bordered buffer dy is laid out in (see _flat_taps). Per channel c, its filters d
-    # write only their own dweight (dw_) and dbias (db) and dx[:, c]. ``zero`` has dy's dtype:
+    # write only their own dweight and dbias and dx[:, c]. ``zero`` has dy's dtype:
     # the sums run in it.
     n_images, depth, out_h, out_w = dy.shape
     kernel_h, kernel_w = w.shape[1], w.shape[2]
@@ -116,10 +118,10 @@ def _backward(w, dy, sh, sw, dh, dw, top, left, width, input_grad, planes, dx, d
     dpadded, zeroed = bufs
     for c in range(planes.shape[1]):
         for d in range(c * multiplier, (c + 1) * multiplier):
-            db[d] = zero
+            dbias[d] = zero
             for i in range(kernel_h):
                 for j in range(kernel_w):
-                    dw_[d, i, j] = zero
+                    dweight[d, i, j] = zero
         for n in range(n_images):
             padded = planes[n, c]
             if input_grad:
@@ -128,7 +130,17 @@ def _backward(w, dy, sh, sw, dh, dw, top, left, width, input_grad, planes, dx, d
                 if sh == 1 and sw == 1:
                     planes_ = (padded, dpadded, zeroed)
                     _flat_taps(
-                        dy[n, d], w[d], dh, dw, width, *planes_, input_grad, dw_[d], db, d, zero
+                        dy[n, d],
+                        w[d],
+                        dh,
+                        dw,
+                        width,
+                        *planes_,
+                        input_grad,
+                        dweight[d],
+                        dbias,
+                        d,
+                        zero,
                     )
                     continue
                 for oh in range(out_h):
@@ -136,7 +148,7 @@ def _backward(w, dy, sh, sw, dh, dw, top, left, width, input_grad, planes, dx, d
                     total = zero
                     for ow in range(out_w):
                         total += g[ow]
-                    db[d] += total
+                    dbias[d] += total
                     for i in range(kernel_h):
                         for j in range(kernel_w):
                             first = (oh * sh + i * dh) * width + j * dw
@@ -144,7 +156,7 @@ def _backward(w, dy, sh, sw, dh, dw, top, left, width, input_grad, planes, dx, d
                             total = zero
                             for ow in range(out_w):
                                 total += g[ow] * source[ow * sw]
-                            dw_[d, i, j] += total
+                            dweight[d, i, j] += total
                             if input_grad:
                                 for ow in range(out_w):
                                     target[ow * sw] += tap * g[ow]
