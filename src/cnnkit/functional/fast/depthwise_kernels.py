@@ -109,57 +109,32 @@ def _backward(
 ):
     # planes: the forward's padded planes; bufs: dP (the padded plane's gradient) and the
     # zero-bordered buffer dy is laid out in (see _flat_taps). Per channel c, its filters d
-    # write only their own dweight and dbias and dx[:, c]. ``zero`` has dy's dtype:
-    # the sums run in it.
-    n_images, depth, out_h, out_w = dy.shape
-    kernel_h, kernel_w = w.shape[1], w.shape[2]
+    # write only their own dweight and dbias and dx[:, c]. ``zero`` has dy's dtype: the sums
+    # run in it.
+    n_images, depth = dy.shape[0], dy.shape[1]
     height, in_width = dx.shape[2], dx.shape[3]
     multiplier = depth // planes.shape[1]
     dpadded, zeroed = bufs
     for c in range(planes.shape[1]):
         for d in range(c * multiplier, (c + 1) * multiplier):
             dbias[d] = zero
-            for i in range(kernel_h):
-                for j in range(kernel_w):
-                    dweight[d, i, j] = zero
+            dweight[d] = zero
         for n in range(n_images):
             padded = planes[n, c]
             if input_grad:
                 dpadded[:] = zero
             for d in range(c * multiplier, (c + 1) * multiplier):
+                grads, taps, sums = dy[n, d], w[d], dweight[d]
                 if sh == 1 and sw == 1:
-                    planes_ = (padded, dpadded, zeroed)
+                    buffers = (padded, dpadded, zeroed)
                     _flat_taps(
-                        dy[n, d],
-                        w[d],
-                        dh,
-                        dw,
-                        width,
-                        *planes_,
-                        input_grad,
-                        dweight[d],
-                        dbias,
-                        d,
-                        zero,
+                        grads, taps, dh, dw, width, *buffers, input_grad, sums, dbias, d, zero
                     )
-                    continue
-                for oh in range(out_h):
-                    g = dy[n, d, oh]
-                    total = zero
-                    for ow in range(out_w):
-                        total += g[ow]
-                    dbias[d] += total
-                    for i in range(kernel_h):
-                        for j in range(kernel_w):
-                            first = (oh * sh + i * dh) * width + j * dw
-                            source, target, tap = padded[first:], dpadded[first:], w[d, i, j]
-                            total = zero
-                            for ow in range(out_w):
-                                total += g[ow] * source[ow * sw]
-                            dweight[d, i, j] += total
-                            if input_grad:
-                                for ow in range(out_w):
-                                    target[ow * sw] += tap * g[ow]
+                else:
+                    strides = (sh, sw, dh, dw, width)
+                    _strided_taps(
+                        grads, taps, *strides, padded, dpadded, input_grad, sums, dbias, d, zero
+                    )
             if input_grad:
                 plane = dx[n, c]
                 for r in range(height):
@@ -167,6 +142,29 @@ def _backward(
                     row, source = plane[r], dpadded[base : base + in_width]
                     for q in range(in_width):
                         row[q] = source[q]
+
+
+def _strided_taps(
+    grads, w, sh, sw, dh, dw, width, padded, dpadded, input_grad, dweight, db, d, zero
+):
+    # One image's dy plane of one filter, stride > 1: row by row, every S-th value.
+    for oh in range(grads.shape[0]):
+        g = grads[oh]
+        total = zero
+        for ow in range(g.size):
+            total += g[ow]
+        db[d] += total
+        for i in range(w.shape[0]):
+            for j in range(w.shape[1]):
+                first = (oh * sh + i * dh) * width + j * dw
+                source, target, tap = padded[first:], dpadded[first:], w[i, j]
+                total = zero
+                for ow in range(g.size):
+                    total += g[ow] * source[ow * sw]
+                dweight[i, j] += total
+                if input_grad:
+                    for ow in range(g.size):
+                        target[ow * sw] += tap * g[ow]
 
 
 def _flat_taps(grads, w, dh, dw, width, padded, dpadded, zeroed, input_grad, dweight, db, d, zero):
@@ -291,6 +289,7 @@ _FASTMATH = {"reassoc", "contract"}
 # called by the loops: compiled before them, in this order
 _HELPERS = (
     "_into_buffer",
+    "_strided_taps",
     "_flat_plane",
     "_gather_row",
     "_nine_dots",
