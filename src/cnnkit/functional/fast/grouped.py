@@ -114,8 +114,9 @@ def conv2d_forward(
     filters = w.reshape(groups, d // groups, -1)  # (G, D/G, K)
     k = filters.shape[2]
     for start, stop in _chunks(n, c * kh * kw * oh * ow * x.dtype.itemsize):
-        cols = _columns(workspace, source[start:stop], (kh, kw), stride, dilation, groups)
-        out = stored[:, start:stop].reshape(groups, d // groups, -1)  # (G, D/G, n*OH*OW)
+        cols = _columns(workspace, source[start:stop], (kh, kw), stride, dilation)
+        # (G, D/G, n*OH*OW): a view (the images of a chunk are contiguous in each channel)
+        out = stored[:, start:stop].reshape(groups, d // groups, -1)
         xp.matmul(filters, cols.reshape(groups, k, -1), out=out)
     if b is not None:
         stored += b[:, None, None, None]
@@ -126,7 +127,7 @@ def conv2d_forward(
     )
 
 
-def _columns(workspace, source, kernel, stride, dilation, groups: int):
+def _columns(workspace, source, kernel, stride, dilation):
     """im2col of ``source`` (n, C, Hp, Wp) in COLUMNS order: (C*KH*KW, n*OH*OW), whose rows of
     one group are contiguous."""
     xp = get_array_module(source)
@@ -159,7 +160,7 @@ def conv2d_backward(dy, cache: GroupedCache, *, workspace=None, input_grad: bool
     (top, _), (left, _) = padding
     per_image = c * kh * kw * dy.shape[2] * dy.shape[3] * dy.dtype.itemsize
     for start, stop in _chunks(n, per_image):
-        cols = _columns(workspace, saved[start:stop], (kh, kw), stride, dilation, groups)
+        cols = _columns(workspace, saved[start:stop], (kh, kw), stride, dilation)
         cols = cols.reshape(groups, k, -1)  # (G, K, n*OH*OW)
         chunk_grads = grads[:, start:stop].reshape(groups, d // groups, -1)  # (G, D/G, M)
         dweights += xp.matmul(chunk_grads, cols.transpose(0, 2, 1))
