@@ -1,6 +1,7 @@
-"""The engines' padding modes and grouped convolution paths: pad2d against PyTorch's F.pad and
-its adjoint, the depthwise loops on every input layout and against the batched product, and
-the grouped product without the input gradient."""
+"""The engines' padding modes, grouped convolution paths and dilated windows: pad2d against
+PyTorch's F.pad and its adjoint, the depthwise loops on every input layout and filter shape
+against the reference, the grouped product (chunked, without the input gradient, an empty
+batch), and the compiled im2col/col2im loops with dilation against the NumPy path."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import pytest
 
 from cnnkit.functional import padding as padding_module
 from cnnkit.functional import reference
-from cnnkit.functional.fast import conv2d_backward, conv2d_forward, grouped
+from cnnkit.functional.fast import conv2d_backward, conv2d_forward, grouped, window_kernels, windows
 from cnnkit.functional.fast.jit import use_jit
 from cnnkit.functional.fast.layout import CNHW, NCHW, NHWC, Workspace, in_layout, layout_of
+from cnnkit.functional.fast.plan import IMAGES
 
 torch = pytest.importorskip("torch")
 
@@ -55,7 +57,7 @@ def test_both_engines_pad_with_the_same_functions():
 
 def _data(c, d, groups, kernel=(3, 3), dtype=np.float64, seed=0):
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((3, c, 7, 6)).astype(dtype)
+    x = rng.standard_normal((3, c, 7, 9)).astype(dtype)
     w = rng.standard_normal((d, c // groups, *kernel)).astype(dtype)
     b = rng.standard_normal(d).astype(dtype)
     return x, w, b
@@ -68,11 +70,12 @@ OPTIONS = [
 ]
 
 
+@pytest.mark.parametrize("kernel", [(3, 3), (2, 4), (1, 1)], ids=["3x3", "2x4", "1x1"])
 @pytest.mark.parametrize("layout", [NCHW, NHWC, CNHW])
 @pytest.mark.parametrize("options", OPTIONS, ids=["pad1", "uneven", "none"])
 @pytest.mark.parametrize(("c", "d"), [(4, 4), (3, 6)], ids=["depthwise", "multiplier 2"])
-def test_depthwise_loops_equal_the_reference(c, d, options, layout):
-    x, w, b = _data(c, d, c)
+def test_depthwise_loops_equal_the_reference(c, d, options, layout, kernel):
+    x, w, b = _data(c, d, c, kernel)
     ref_y, ref_saved = reference.conv2d_forward(x, w, b, groups=c, **options)
     dy = np.random.default_rng(1).standard_normal(ref_y.shape)
     expected = reference.conv2d_backward(dy, ref_saved)
@@ -110,9 +113,9 @@ def test_grouped_paths_equal_the_reference_in_float32(c, d, groups, jit):
 
 
 def test_grouped_product_in_chunks_gives_the_same_numbers(monkeypatch):
-    monkeypatch.setattr(grouped, "CHUNK_BYTES", 50_000)  # 2 images per chunk, then 1
-    x, w, b = _data(8, 8, 2, seed=4)  # columns: 8*9*42 float64 = 24,192 bytes per image
-    assert list(grouped._chunks(3, 8 * 9 * 42 * 8)) == [(0, 2), (2, 3)]
+    monkeypatch.setattr(grouped, "CHUNK_BYTES", 80_000)  # 2 images per chunk, then 1
+    x, w, b = _data(8, 8, 2, seed=4)  # columns: 8*9*63 float64 = 36,288 bytes per image
+    assert list(grouped._chunks(3, 8 * 9 * 63 * 8)) == [(0, 2), (2, 3)]
     options = OPTIONS[0]
     y, cache = conv2d_forward(x, w, b, groups=2, **options)
     ref_y, ref_saved = reference.conv2d_forward(x, w, b, groups=2, **options)
@@ -130,5 +133,57 @@ def test_an_empty_batch_gives_empty_results(c, d, groups, jit):
     with use_jit(jit):
         y, cache = conv2d_forward(x[:0], w, b, groups=groups, **OPTIONS[0])
         dx, dw, db = conv2d_backward(y, cache)
-    assert y.shape == (0, d, 7, 6) and dx.shape == (0, c, 7, 6)
+    assert y.shape == (0, d, 7, 9) and dx.shape == (0, c, 7, 9)
     assert not dw.any() and not db.any() and dw.shape == w.shape
+
+
+# Dilated windows: the compiled im2col/col2im loops give exactly the NumPy path's numbers.
+DILATED = {  # padded input (N, C, Hp, Wp), kernel, stride, dilation
+    "3x3 d2": ((3, 16, 12, 11), (3, 3), (1, 1), (2, 2)),
+    "2x3 s2 d(3,1)": ((4, 8, 15, 14), (2, 3), (2, 3), (3, 1)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", list(DILATED))
+def test_compiled_dilated_windows_give_exactly_what_numpy_gives(case, dtype):
+    shape, kernel, stride, dilation = DILATED[case]
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape).astype(dtype)
+    sizes = windows._sizes(shape, kernel, stride, dilation)
+    results = {}
+    for jit in (False, True):
+        with use_jit(jit):
+            found = []
+            for order, layout in ((IMAGES, NCHW), (windows.ROWS, NHWC)):
+                cols = np.full([sizes[axis] for axis in order], np.nan, dtype)
+                found.append(
+                    windows.unfold(in_layout(x, layout), kernel, stride, cols, order, dilation)
+                )
+            dcols = rng.standard_normal(found[0].shape).astype(dtype)
+            target = x.copy()  # fold adds onto what is there
+            windows.fold(dcols, target, kernel, stride, IMAGES, dilation)
+            results[jit] = (*found, target)
+            rng = np.random.default_rng(7)
+            rng.standard_normal(shape)  # the same dcols on both passes
+    for compiled, numpy in zip(results[True], results[False], strict=True):
+        np.testing.assert_array_equal(compiled, numpy)
+    with use_jit(True):
+        assert window_kernels.unfold_rows(in_layout(x, NHWC), kernel, stride, found[1], dilation)
+
+
+@pytest.mark.parametrize("stride", [(1, 1), (2, 1)])
+def test_compiled_dilated_fold_into_gives_exactly_what_numpy_gives(stride):
+    n, c, h, w = 2, 16, 9, 10
+    kernel, dilation, padding = (3, 3), (2, 3), ((2, 1), (3, 3))
+    padded_shape = (n, c, h + 3, w + 6)
+    sizes = windows._sizes(padded_shape, kernel, stride, dilation)
+    rng = np.random.default_rng(8)
+    dcols = rng.standard_normal([sizes[axis] for axis in windows.ROWS])
+    dx = in_layout(np.empty((n, c, h, w)), NHWC)
+    with use_jit(True):
+        assert windows.fold_into(dcols, dx, kernel, stride, padding, windows.ROWS, dilation)
+    target = np.zeros(padded_shape)
+    with use_jit(False):
+        windows.fold(dcols, target, kernel, stride, windows.ROWS, dilation)
+    np.testing.assert_array_equal(dx, target[:, :, 2 : 2 + h, 3 : 3 + w])

@@ -107,7 +107,8 @@ def test_loops_take_only_what_they_can():
 
 @pytest.mark.parametrize("jit", JIT)
 def test_other_orders_stay_on_numpy_and_agree(jit):
-    """ROWS goes through NumPy's strided copy whatever the switch; fold is unfold's adjoint."""
+    """ROWS from NCHW goes through NumPy's strided copy whatever the switch (from channels-last
+    input, see unfold_rows); fold is unfold's adjoint."""
     shape, kernel, stride = CASES["lenet-conv2"]
     rng = np.random.default_rng(2)
     x = rng.standard_normal(shape)

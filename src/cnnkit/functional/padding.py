@@ -20,7 +20,7 @@ the opposite order. Shapes: x (N, C, H, W) -> (N, C, H + top + bottom, W + left 
 >>> y, saved = pad2d_forward(x, ((0, 0), (2, 1)), "reflect")
 >>> y[0, 0, 0].tolist()
 [2.0, 1.0, 0.0, 1.0, 2.0, 3.0, 2.0]
->>> pad2d_backward(np.ones_like(y), saved)[0, 0, 0].tolist()  # x[2] is read 3 times, x[1] twice
+>>> pad2d_backward(np.ones_like(y), saved)[0, 0, 0].tolist()  # x[1] read twice, x[2] thrice
 [1.0, 2.0, 3.0, 1.0]
 """
 

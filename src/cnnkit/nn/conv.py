@@ -89,7 +89,8 @@ def _padding_mode(owner: str, mode) -> str:
     if mode not in PADDING_MODES:
         names = ", ".join(repr(name) for name in PADDING_MODES)
         raise ConfigError(
-            f"{owner}: padding_mode must be one of {names}, got {mode!r}; use one of them"
+            f"{owner}: padding_mode must be one of {names}, got {mode!r}; use "
+            "padding_mode='zeros' (the default) or one of the others"
         )
     return mode
 
@@ -305,7 +306,7 @@ class Conv2d(WeightedLayer):
             (top, bottom), (left, right) = sides
             h, w, sides, layout = h + top + bottom, w + left + right, NO_PADDING, NCHW
         if self.groups != 1:
-            kept = grouped.kept_bytes(c, self.groups, (h, w), sides, dtype_bytes)
+            kept = grouped.kept_bytes(c, (h, w), sides, dtype_bytes)
             return out_bytes, kept, grouped.output_layout(c, self.groups, layout)
         kernel, depth, bias = self.kernel_size, self.out_channels, self.bias is not None
         kept = plan.kept_bytes(

@@ -1,15 +1,22 @@
 """Compiled loops for a depthwise convolution (every filter reads one input channel).
 
 im2col would copy every pixel KH*KW times for a product of K = KH*KW: mostly copying. These
-loops instead sum, for each output row, the KH*KW shifted input rows times one tap each (a
-multiply-add over a contiguous run of the row when the stride is 1), straight from the input:
-no padded copy, no columns. Taps that fall into the zero padding are skipped by range
-arithmetic, so nothing is read outside the input. Filter ``d`` reads input channel
-``d // multiplier`` (D = multiplier * C; a plain depthwise layer has multiplier 1).
+loops compute each filter's plane straight from its input plane. Filter ``d`` reads input
+channel ``d // multiplier`` (D = multiplier * C; a plain depthwise layer has multiplier 1).
 
-Arrays are indexed (N, C, H, W) whatever their layout; the loops read planes row by row, so
-they are fastest on NCHW memory. Compiled lazily (:mod:`cnnkit.functional.fast.jit`); with the
-loops switched off the grouped product (:mod:`cnnkit.functional.fast.grouped`) runs instead.
+The forward copies each input plane once into a zero-bordered plane P of Hp x Wp pixels, kept
+(flat, (N, C, Hp*Wp)) for backward when it is saved. With stride 1 (any dilation) the output
+plane is computed Wp columns wide: output pixel (oh, ow) sits at oh*Wp + ow, and tap (i, j)
+reads P at that index plus i*dh*Wp + j*dw, so every tap is ONE multiply-add over
+(OH - 1)*Wp + OW contiguous values (vectorised), instead of OH short rows; the extra columns of
+each row are computed and dropped, and backward gives them a zero gradient, so they add
+nothing. Larger strides run row by row, every S-th value. Backward adds each tap times dy onto
+a zeroed gradient plane dP, then copies its interior into dx.
+
+Arrays are indexed (N, C, H, W) whatever their layout. Backward's sums (dweight, dbias) may be
+reassociated (vectorised), so they agree with other paths up to float rounding. Compiled
+lazily (:mod:`cnnkit.functional.fast.jit`); with the loops switched off the grouped product
+(:mod:`cnnkit.functional.fast.grouped`) runs instead.
 """
 
 from __future__ import annotations
@@ -18,109 +25,288 @@ import numpy as np
 
 from cnnkit.functional.fast import jit
 
-# The output columns ow whose input column ow*sw + offset lies in 0..W-1 are low..high-1:
-# written out in each loop (numba inlines nothing it is not given compiled).
+
+def _into_buffer(plane, top, left, width, padded):
+    """Copy an (H, W) plane into the flat buffer of Wp = ``width`` columns, at (top, left)."""
+    for r in range(plane.shape[0]):
+        base = (r + top) * width + left
+        row, target = plane[r], padded[base : base + plane.shape[1]]  # sliced: vectorised
+        for q in range(plane.shape[1]):
+            target[q] = row[q]
 
 
-def _forward(x, w, b, sh, sw, dh, dw, top, left, y):
-    # x (N, C, H, W), w (D, KH, KW), b (D,), y (N, D, OH, OW): y[n, d, oh] is the bias plus,
-    # for every tap (i, j), w[d, i, j] times input row oh*sh + i*dh - top read from column
-    # j*dw - left on, every sw-th value.
-    n_images, channels, height, width = x.shape
+def _forward(x, w, b, sh, sw, dh, dw, top, left, width, keep, planes, y, wide):
+    # planes: (N, C, Hp*Wp) padded planes kept for backward, or (1, 1, Hp*Wp) scratch when
+    # ``keep`` is False; their borders are zero. wide: scratch of (OH - 1)*Wp + OW values.
+    n_images, channels = x.shape[0], x.shape[1]
     depth, kernel_h, kernel_w = w.shape
     multiplier = depth // channels
     out_h, out_w = y.shape[2], y.shape[3]
-    for plane in range(n_images * depth):
-        n, d = plane // depth, plane % depth
-        source, out = x[n, d // multiplier], y[n, d]
-        for oh in range(out_h):
-            row = out[oh]
-            for ow in range(out_w):
-                row[ow] = b[d]
-            for i in range(kernel_h):
-                r = oh * sh + i * dh - top
-                if r < 0 or r >= height:
+    for n in range(n_images):
+        for c in range(channels):
+            padded = planes[n, c] if keep else planes[0, 0]
+            _into_buffer(x[n, c], top, left, width, padded)
+            for d in range(c * multiplier, (c + 1) * multiplier):
+                out = y[n, d]
+                if sh == 1 and sw == 1:
+                    _flat_plane(padded, w[d], b[d], dh, dw, width, wide)
+                    for oh in range(out_h):
+                        row, source = out[oh], wide[oh * width : oh * width + out_w]
+                        for ow in range(out_w):
+                            row[ow] = source[ow]
                     continue
-                line = source[r]
-                for j in range(kernel_w):
-                    tap = w[d, i, j]
-                    offset = j * dw - left
-                    low = 0 if offset >= 0 else (sw - 1 - offset) // sw
-                    high = min(out_w, (width - 1 - offset) // sw + 1) if offset < width else 0
-                    if sw == 1:
-                        for ow in range(low, high):
-                            row[ow] += tap * line[ow + offset]
-                    else:
-                        for ow in range(low, high):
-                            row[ow] += tap * line[ow * sw + offset]
-
-
-def _backward(x, w, dy, sh, sw, dh, dw, top, left, input_grad, dx, dweight, dbias):
-    # Per input channel c (its filters d = c*multiplier + k write only their own dweight[d]
-    # and dbias[d], and dx[:, c]): dweight[d, i, j] is the sum of dy times the input values
-    # tap (i, j) read, dbias[d] the sum of dy, and dx[n, c] gets every tap times the dy rows
-    # that read it (the forward's multiply-adds reversed). Sums run along rows into
-    # per-column accumulators, so each inner loop is a plain multiply-add over a row.
-    n_images, channels, height, width = x.shape
-    depth, kernel_h, kernel_w = w.shape
-    multiplier = depth // channels
-    out_h, out_w = dy.shape[2], dy.shape[3]
-    taps = np.zeros((kernel_h, kernel_w, out_w), dy.dtype)
-    bias = np.zeros(out_w, dy.dtype)
-    for c in range(channels):
-        if input_grad:
-            for n in range(n_images):
-                dx[n, c] = 0
-        for k in range(multiplier):
-            d = c * multiplier + k
-            taps[...] = 0
-            bias[...] = 0
-            for n in range(n_images):
-                grads, source = dy[n, d], x[n, c]
                 for oh in range(out_h):
-                    g = grads[oh]
+                    row = out[oh]
                     for ow in range(out_w):
-                        bias[ow] += g[ow]
+                        row[ow] = b[d]
                     for i in range(kernel_h):
-                        r = oh * sh + i * dh - top
-                        if r < 0 or r >= height:
-                            continue
-                        line = source[r]
                         for j in range(kernel_w):
-                            offset = j * dw - left
-                            low = 0 if offset >= 0 else (sw - 1 - offset) // sw
-                            high = (
-                                min(out_w, (width - 1 - offset) // sw + 1) if offset < width else 0
-                            )
-                            acc = taps[i, j]
-                            if sw == 1:
-                                for ow in range(low, high):
-                                    acc[ow] += g[ow] * line[ow + offset]
-                            else:
-                                for ow in range(low, high):
-                                    acc[ow] += g[ow] * line[ow * sw + offset]
-                            if not input_grad:
-                                continue
-                            back, tap = dx[n, c, r], w[d, i, j]
-                            if sw == 1:
-                                for ow in range(low, high):
-                                    back[ow + offset] += tap * g[ow]
-                            else:
-                                for ow in range(low, high):
-                                    back[ow * sw + offset] += tap * g[ow]
-            for i in range(kernel_h):
-                for j in range(kernel_w):
-                    dweight[d, i, j] = taps[i, j].sum()
-            dbias[d] = bias.sum()
+                            tap, first = w[d, i, j], (oh * sh + i * dh) * width + j * dw
+                            source = padded[first:]
+                            for ow in range(out_w):
+                                row[ow] += tap * source[ow * sw]
+
+
+def _flat_plane(padded, taps, bias, dh, dw, width, wide):
+    # wide[m] = bias + the sum over taps (i, j) of taps[i, j] * padded[m + i*dh*Wp + j*dw]:
+    # up to three taps of a kernel row per pass over ``wide`` (sliced: indexed from 0).
+    count = wide.size
+    if taps.shape[0] == 3 and taps.shape[1] == 3:  # the usual filter: all nine taps at once
+        row, step = dh * width, dw  # each tap's values as a slice: indexed from 0, vectorised
+        p0, p1, p2 = padded, padded[step:], padded[2 * step :]
+        p3, p4, p5 = padded[row:], padded[row + step :], padded[row + 2 * step :]
+        p6, p7, p8 = padded[2 * row :], padded[2 * row + step :], padded[2 * row + 2 * step :]
+        t0, t1, t2 = taps[0, 0], taps[0, 1], taps[0, 2]
+        t3, t4, t5 = taps[1, 0], taps[1, 1], taps[1, 2]
+        t6, t7, t8 = taps[2, 0], taps[2, 1], taps[2, 2]
+        for m in range(count):
+            first = t0 * p0[m] + t1 * p1[m] + t2 * p2[m]
+            second = t3 * p3[m] + t4 * p4[m] + t5 * p5[m]
+            wide[m] = bias + first + second + (t6 * p6[m] + t7 * p7[m] + t8 * p8[m])
+        return
+    for m in range(count):
+        wide[m] = bias
+    for i in range(taps.shape[0]):
+        for j in range(0, taps.shape[1], 3):
+            first = i * dh * width + j * dw
+            s0, t0 = padded[first : first + count], taps[i, j]
+            if j + 2 < taps.shape[1]:
+                s1, s2 = padded[first + dw : first + dw + count], padded[first + 2 * dw :]
+                t1, t2 = taps[i, j + 1], taps[i, j + 2]
+                for m in range(count):
+                    wide[m] += t0 * s0[m] + t1 * s1[m] + t2 * s2[m]
+            elif j + 1 < taps.shape[1]:
+                s1, t1 = padded[first + dw : first + dw + count], taps[i, j + 1]
+                for m in range(count):
+                    wide[m] += t0 * s0[m] + t1 * s1[m]
+            else:
+                for m in range(count):
+                    wide[m] += t0 * s0[m]
+
+
+def _backward(
+    w, dy, sh, sw, dh, dw, top, left, width, input_grad, planes, dx, dweight, dbias, bufs, zero
+):
+    # planes: the forward's padded planes; bufs: dP (the padded plane's gradient) and the
+    # zero-bordered buffer dy is laid out in (see _flat_taps). Per channel c, its filters d
+    # write only their own dweight and dbias and dx[:, c]. ``zero`` has dy's dtype: the sums
+    # run in it.
+    n_images, depth = dy.shape[0], dy.shape[1]
+    height, in_width = dx.shape[2], dx.shape[3]
+    multiplier = depth // planes.shape[1]
+    dpadded, zeroed = bufs
+    for c in range(planes.shape[1]):
+        for d in range(c * multiplier, (c + 1) * multiplier):
+            dbias[d] = zero
+            dweight[d] = zero
+        for n in range(n_images):
+            padded = planes[n, c]
+            if input_grad:
+                dpadded[:] = zero
+            for d in range(c * multiplier, (c + 1) * multiplier):
+                grads, taps, sums = dy[n, d], w[d], dweight[d]
+                if sh == 1 and sw == 1:
+                    buffers = (padded, dpadded, zeroed)
+                    _flat_taps(
+                        grads, taps, dh, dw, width, *buffers, input_grad, sums, dbias, d, zero
+                    )
+                else:
+                    strides = (sh, sw, dh, dw, width)
+                    _strided_taps(
+                        grads, taps, *strides, padded, dpadded, input_grad, sums, dbias, d, zero
+                    )
+            if input_grad:
+                plane = dx[n, c]
+                for r in range(height):
+                    base = (r + top) * width + left
+                    row, source = plane[r], dpadded[base : base + in_width]
+                    for q in range(in_width):
+                        row[q] = source[q]
+
+
+def _strided_taps(
+    grads, w, sh, sw, dh, dw, width, padded, dpadded, input_grad, dweight, db, d, zero
+):
+    # One image's dy plane of one filter, stride > 1: row by row, every S-th value.
+    for oh in range(grads.shape[0]):
+        g = grads[oh]
+        total = zero
+        for ow in range(g.size):
+            total += g[ow]
+        db[d] += total
+        for i in range(w.shape[0]):
+            for j in range(w.shape[1]):
+                first = (oh * sh + i * dh) * width + j * dw
+                source, target, tap = padded[first:], dpadded[first:], w[i, j]
+                total = zero
+                for ow in range(g.size):
+                    total += g[ow] * source[ow * sw]
+                dweight[i, j] += total
+                if input_grad:
+                    for ow in range(g.size):
+                        target[ow * sw] += tap * g[ow]
+
+
+def _flat_taps(grads, w, dh, dw, width, padded, dpadded, zeroed, input_grad, dweight, db, d, zero):
+    # One image's dy plane of one filter, stride 1, laid out Wp wide in ``wide``: the middle of
+    # ``zeroed``, whose L = (KH - 1)*dh*Wp + (KW - 1)*dw values on each side stay zero. Per tap
+    # its dot product with P (dweight) and, gathered, its share of the padded plane's gradient:
+    # dP[m] += the sum over taps of w[i, j] * wide[m - i*dh*Wp - j*dw] (zero outside).
+    kernel_h, kernel_w = w.shape
+    lead = (kernel_h - 1) * dh * width + (kernel_w - 1) * dw
+    count = zeroed.size - 2 * lead
+    wide = zeroed[lead : lead + count]
+    _into_buffer(grads, 0, 0, width, wide)
+    total = zero
+    for m in range(count):
+        total += wide[m]
+    db[d] += total
+    if kernel_h == 3 and kernel_w == 3:  # the usual filter: all nine taps in one pass each
+        _nine_dots(wide, padded, dh * width, dw, dweight, zero)
+        if input_grad:
+            _nine_gathered(w, zeroed, lead, dh * width, dw, dpadded)
+        return
+    for i in range(kernel_h):
+        for j in range(0, kernel_w, 3):
+            first = i * dh * width + j * dw
+            taps = min(3, kernel_w - j)
+            s0, s1, s2 = padded[first:], padded[first + dw :], padded[first + 2 * dw :]
+            a0 = a1 = a2 = zero
+            if taps == 3:
+                for m in range(count):
+                    g = wide[m]
+                    a0 += g * s0[m]
+                    a1 += g * s1[m]
+                    a2 += g * s2[m]
+            elif taps == 2:
+                for m in range(count):
+                    a0 += wide[m] * s0[m]
+                    a1 += wide[m] * s1[m]
+            else:
+                for m in range(count):
+                    a0 += wide[m] * s0[m]
+            dweight[i, j] += a0
+            if taps > 1:
+                dweight[i, j + 1] += a1
+            if taps > 2:
+                dweight[i, j + 2] += a2
+        if input_grad:
+            length = count + (kernel_w - 1) * dw
+            _gather_row(w[i], dw, zeroed, dpadded[i * dh * width :], length, lead)
+
+
+def _nine_dots(wide, padded, row, step, dweight, zero):
+    # dweight[i, j] += sum(wide * P shifted by i*row + j*step): nine sums in one pass
+    p0, p1, p2 = padded, padded[step:], padded[2 * step :]
+    p3, p4, p5 = padded[row:], padded[row + step :], padded[row + 2 * step :]
+    p6, p7, p8 = padded[2 * row :], padded[2 * row + step :], padded[2 * row + 2 * step :]
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = zero
+    for m in range(wide.size):
+        g = wide[m]
+        a0 += g * p0[m]
+        a1 += g * p1[m]
+        a2 += g * p2[m]
+        a3 += g * p3[m]
+        a4 += g * p4[m]
+        a5 += g * p5[m]
+        a6 += g * p6[m]
+        a7 += g * p7[m]
+        a8 += g * p8[m]
+    dweight[0, 0] += a0
+    dweight[0, 1] += a1
+    dweight[0, 2] += a2
+    dweight[1, 0] += a3
+    dweight[1, 1] += a4
+    dweight[1, 2] += a5
+    dweight[2, 0] += a6
+    dweight[2, 1] += a7
+    dweight[2, 2] += a8
+
+
+def _nine_gathered(taps, zeroed, lead, row, step, dpadded):
+    # dP[m] += the sum over the nine taps of taps[i, j] * zeroed[lead + m - i*row - j*step]
+    q0, q1, q2 = zeroed[lead:], zeroed[lead - step :], zeroed[lead - 2 * step :]
+    q3, q4, q5 = zeroed[lead - row :], zeroed[lead - row - step :], zeroed[lead - row - 2 * step :]
+    base = lead - 2 * row
+    q6, q7, q8 = zeroed[base:], zeroed[base - step :], zeroed[base - 2 * step :]
+    t0, t1, t2 = taps[0, 0], taps[0, 1], taps[0, 2]
+    t3, t4, t5 = taps[1, 0], taps[1, 1], taps[1, 2]
+    t6, t7, t8 = taps[2, 0], taps[2, 1], taps[2, 2]
+    for m in range(dpadded.size):
+        first = t0 * q0[m] + t1 * q1[m] + t2 * q2[m]
+        second = t3 * q3[m] + t4 * q4[m] + t5 * q5[m]
+        dpadded[m] += first + second + (t6 * q6[m] + t7 * q7[m] + t8 * q8[m])
+
+
+def _gather_row(taps, dw, zeroed, target, length, lead):
+    # target[m] += the sum over j of taps[j] * zeroed[lead - j*dw + m], m < length, three taps
+    # per pass (the adjoint of one kernel row of _flat_plane, gathered: no overlapping writes).
+    for j in range(0, taps.size, 3):
+        first = lead - j * dw
+        g0, t0 = zeroed[first:], taps[j]
+        if j + 2 < taps.size:
+            g1, g2, t1, t2 = (
+                zeroed[first - dw :],
+                zeroed[first - 2 * dw :],
+                taps[j + 1],
+                taps[j + 2],
+            )
+            for m in range(length):
+                target[m] += t0 * g0[m] + t1 * g1[m] + t2 * g2[m]
+        elif j + 1 < taps.size:
+            g1, t1 = zeroed[first - dw :], taps[j + 1]
+            for m in range(length):
+                target[m] += t0 * g0[m] + t1 * g1[m]
+        else:
+            for m in range(length):
+                target[m] += t0 * g0[m]
 
 
 _LOOPS: dict[str, object] = {}
+# Backward's sums may be reassociated so that they vectorise, and every multiply-add may be
+# fused; no other fast-math liberty (NaN and infinity stay as IEEE arithmetic makes them).
+_FASTMATH = {"reassoc", "contract"}
+# called by the loops: compiled before them, in this order
+_HELPERS = (
+    "_into_buffer",
+    "_strided_taps",
+    "_flat_plane",
+    "_gather_row",
+    "_nine_dots",
+    "_nine_gathered",
+    "_flat_taps",
+)
 
 
 def _loop(name: str):
     loop = _LOOPS.get(name)
     if loop is None:
-        loop = _LOOPS[name] = jit.compiled(globals()[name])
+        for helper in _HELPERS:
+            if helper not in _LOOPS:
+                compiled = jit.numba.njit(cache=True, fastmath=_FASTMATH)(globals()[helper])
+                _LOOPS[helper] = globals()[helper] = compiled
+        options = _FASTMATH if name == "_backward" else {"contract"}
+        loop = _LOOPS[name] = jit.numba.njit(cache=True, fastmath=options)(globals()[name])
     return loop
 
 
@@ -137,22 +323,31 @@ def applies(x, w, groups: int) -> bool:
     )
 
 
-def forward(x, w, b, stride, padding, dilation, y) -> None:
-    """y (N, D, OH, OW) = the depthwise convolution of x (N, C, H, W) with w (D, 1, KH, KW)."""
-    (top, _), (left, _) = padding
+def forward(x, w, b, stride, padding, dilation, y, planes) -> None:
+    """y (N, D, OH, OW) = the depthwise convolution of x (N, C, H, W) with w (D, 1, KH, KW).
+    ``planes``: (N, C, Hp*Wp) zero-bordered, filled with the padded input for backward, or
+    (1, 1, Hp*Wp) scratch when nothing is saved."""
+    (top, _), (left, right) = padding
+    width = x.shape[3] + left + right
     bias = np.zeros(w.shape[0], x.dtype) if b is None else b
-    _loop("_forward")(x, w[:, 0], bias, *stride, *dilation, top, left, y)
+    wide = np.empty(max((y.shape[2] - 1) * width + y.shape[3], 0), x.dtype)
+    keep = planes.shape[:2] == x.shape[:2]
+    options = (*stride, *dilation, top, left, width, keep, planes, y, wide)
+    _loop("_forward")(x, w[:, 0], bias, *options)
 
 
-def backward(x, w, dy, stride, padding, dilation, dx):
-    """(dweight, dbias) of the depthwise convolution; dx (N, C, H, W), when not None, is
-    overwritten with the input gradient."""
-    (top, _), (left, _) = padding
+def backward(planes, w, dy, stride, padding, dilation, input_shape, dx):
+    """(dweight, dbias) of the depthwise convolution from the forward's padded ``planes``;
+    dx (N, C, H, W), when not None, is overwritten with the input gradient."""
+    (top, _), (left, right) = padding
+    width = input_shape[3] + left + right
     dweight = np.empty(w.shape, dy.dtype)
     dbias = np.empty(w.shape[0], dy.dtype)
     input_grad = dx is not None
-    target = dx if input_grad else np.empty((1, 1, 1, 1), dy.dtype)  # never indexed
-    _loop("_backward")(
-        x, w[:, 0], dy, *stride, *dilation, top, left, input_grad, target, dweight[:, 0], dbias
-    )
+    target = dx if input_grad else np.empty((1, 0, 1, 1), dy.dtype)  # never indexed then
+    lead = (w.shape[2] - 1) * dilation[0] * width + (w.shape[3] - 1) * dilation[1]
+    count = max((dy.shape[2] - 1) * width + dy.shape[3], 0)
+    buffers = (np.zeros(planes.shape[2], dy.dtype), np.zeros(count + 2 * lead, dy.dtype))
+    grads = (input_grad, planes, target, dweight[:, 0], dbias, buffers, dy.dtype.type(0))
+    _loop("_backward")(w[:, 0], dy, *stride, *dilation, top, left, width, *grads)
     return dweight, dbias

@@ -5,9 +5,9 @@ With G groups the C input channels and the D filters split into G groups, and th
 group k read only the C/G channels of group k: w is (D, C/G, KH, KW). Two ways to compute it:
 
 * one input channel per filter (C/G = 1: a depthwise convolution, D = C, or a multiple of C):
-  the compiled loops of :mod:`cnnkit.functional.fast.depthwise_kernels` read the input
-  directly. im2col would copy every pixel KH*KW times for products of only KH*KW taps; these
-  keep nothing but the input for backward.
+  the compiled loops of :mod:`cnnkit.functional.fast.depthwise_kernels` compute each plane
+  from its padded input plane (im2col would copy every pixel KH*KW times for products of only
+  KH*KW taps), and keep the padded planes for backward.
 * otherwise: im2col into columns laid out (C, KH, KW, N, OH, OW), whose rows of one group
   are contiguous, viewed as G matrices (C/G*KH*KW, N*OH*OW), and one batched product
   (G, D/G, K) @ (G, K, N*OH*OW) that writes the output channel-major (D, N, OH, OW) with no
@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from cnnkit.backend import get_array_module
 from cnnkit.functional.fast import depthwise_kernels, jit
-from cnnkit.functional.fast.layout import CNHW, NCHW, Workspace, memory, result, scratch
+from cnnkit.functional.fast.layout import CNHW, NCHW, Workspace, kept, memory, result, scratch
 from cnnkit.functional.fast.plan import CHUNK_BYTES
 from cnnkit.functional.fast.windows import COLUMNS, Sides, fold, output_hw, padded, unfold
 
@@ -33,7 +33,7 @@ DEPTHWISE, PRODUCT = "depthwise", "product"
 class GroupedCache(NamedTuple):
     """What :func:`conv2d_backward` needs for a grouped convolution."""
 
-    saved: object  # depthwise: the input itself; product: the padded input (N, C, Hp, Wp)
+    saved: object  # the padded input: depthwise (N, C, Hp*Wp) planes, product (N, C, Hp, Wp)
     w: object  # (D, C/G, KH, KW), the parameter itself
     input_shape: tuple[int, int, int, int]
     stride: tuple[int, int]
@@ -61,11 +61,9 @@ def output_layout(channels: int, groups: int, input_layout: str) -> str:
     return CNHW
 
 
-def kept_bytes(channels: int, groups: int, input_hw, padding: Sides, itemsize: int) -> int:
-    """Bytes per example the forward keeps: the input itself (depthwise), else the padded
-    input the columns are rebuilt from."""
-    if groups == channels and jit.jit_enabled():
-        return channels * input_hw[0] * input_hw[1] * itemsize
+def kept_bytes(channels: int, input_hw, padding: Sides, itemsize: int) -> int:
+    """Bytes per example the forward keeps, on either path: the padded input (N, C, Hp, Wp)
+    (depthwise: its planes; product: what the columns are rebuilt from)."""
     (top, bottom), (left, right) = padding
     return channels * (input_hw[0] + top + bottom) * (input_hw[1] + left + right) * itemsize
 
@@ -98,17 +96,27 @@ def conv2d_forward(
     oh, ow = output_hw(spatial, (kh, kw), stride, dilation)
     if path == DEPTHWISE:
         y = result(workspace, "y", (n, d, oh, ow), x.dtype, NCHW, xp)
-        depthwise_kernels.forward(x, w, b, stride, padding, dilation, y)
-        cache = GroupedCache(x, w, x.shape, stride, padding, dilation, groups, b is not None, path)
-        return y, cache if save else None
+        size = spatial[0] * spatial[1]  # the padded planes, zero-bordered when allocated
+        if save:
+            planes = kept(workspace, "planes", (n, c, size), x.dtype, xp, fill=0.0)
+        else:
+            planes = scratch(workspace, "plane", (1, 1, size), x.dtype, xp, fill=0.0)
+        depthwise_kernels.forward(x, w, b, stride, padding, dilation, y, planes)
+        if not save:
+            return y, None
+        has_bias = b is not None
+        return y, GroupedCache(
+            planes, w, x.shape, stride, padding, dilation, groups, has_bias, path
+        )
     source = padded(x, padding, layout=NCHW, workspace=workspace, name="x", keep=save)
     y = result(workspace, "y", (n, d, oh, ow), x.dtype, CNHW, xp)
     stored = memory(y, CNHW)  # (D, N, OH, OW)
     filters = w.reshape(groups, d // groups, -1)  # (G, D/G, K)
     k = filters.shape[2]
     for start, stop in _chunks(n, c * kh * kw * oh * ow * x.dtype.itemsize):
-        cols = _columns(workspace, source[start:stop], (kh, kw), stride, dilation, groups)
-        out = stored[:, start:stop].reshape(groups, d // groups, -1)  # (G, D/G, n*OH*OW)
+        cols = _columns(workspace, source[start:stop], (kh, kw), stride, dilation)
+        # (G, D/G, n*OH*OW): a view (the images of a chunk are contiguous in each channel)
+        out = stored[:, start:stop].reshape(groups, d // groups, -1)
         xp.matmul(filters, cols.reshape(groups, k, -1), out=out)
     if b is not None:
         stored += b[:, None, None, None]
@@ -119,7 +127,7 @@ def conv2d_forward(
     )
 
 
-def _columns(workspace, source, kernel, stride, dilation, groups: int):
+def _columns(workspace, source, kernel, stride, dilation):
     """im2col of ``source`` (n, C, Hp, Wp) in COLUMNS order: (C*KH*KW, n*OH*OW), whose rows of
     one group are contiguous."""
     xp = get_array_module(source)
@@ -136,7 +144,8 @@ def conv2d_backward(dy, cache: GroupedCache, *, workspace=None, input_grad: bool
     xp = get_array_module(dy)
     if path == DEPTHWISE:
         dx = result(workspace, "dx", input_shape, dy.dtype, NCHW, xp) if input_grad else None
-        dw, db = depthwise_kernels.backward(saved, w, dy, stride, padding, dilation, dx)
+        options = (stride, padding, dilation, input_shape)
+        dw, db = depthwise_kernels.backward(saved, w, dy, *options, dx)
         return dx, dw, db if has_bias else None
     n, c, h, width = input_shape
     d, _, kh, kw = w.shape
@@ -151,7 +160,7 @@ def conv2d_backward(dy, cache: GroupedCache, *, workspace=None, input_grad: bool
     (top, _), (left, _) = padding
     per_image = c * kh * kw * dy.shape[2] * dy.shape[3] * dy.dtype.itemsize
     for start, stop in _chunks(n, per_image):
-        cols = _columns(workspace, saved[start:stop], (kh, kw), stride, dilation, groups)
+        cols = _columns(workspace, saved[start:stop], (kh, kw), stride, dilation)
         cols = cols.reshape(groups, k, -1)  # (G, K, n*OH*OW)
         chunk_grads = grads[:, start:stop].reshape(groups, d // groups, -1)  # (G, D/G, M)
         dweights += xp.matmul(chunk_grads, cols.transpose(0, 2, 1))

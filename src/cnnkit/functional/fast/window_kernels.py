@@ -101,6 +101,51 @@ def _fold_last(cols, kernel_h, kernel_w, stride_h, stride_w, dil_h, dil_w, top, 
                             target[c] += source[c]
 
 
+def _fold_last_unit(cols, kernel_h, kernel_w, dil_h, dil_w, top, left, dx):
+    # _fold_last for stride 1 (the usual case): the same sums in the same order, without the
+    # two integer divisions per tap that cost most of its time.
+    n_images, height, width, channels = dx.shape
+    out_h, out_w = cols.shape[1], cols.shape[2]
+    for n in range(n_images):
+        for y in range(height):
+            for x in range(width):
+                target = dx[n, y, x]
+                for c in range(channels):
+                    target[c] = 0
+                for i in range(kernel_h):
+                    oh = y + top - i * dil_h
+                    if oh < 0:
+                        break
+                    if oh >= out_h:
+                        continue
+                    for j in range(kernel_w):
+                        ow = x + left - j * dil_w
+                        if ow < 0:
+                            break
+                        if ow >= out_w:
+                            continue
+                        source = cols[n, oh, ow, i, j]
+                        for c in range(channels):
+                            target[c] += source[c]
+
+
+def _unfold_rows(x, kernel_h, kernel_w, stride_h, stride_w, dil_h, dil_w, out):
+    # x (N, Hp, Wp, C) channels-last, out (N, OH, OW, KH, KW, C): ROWS columns, each tap a
+    # copy of C contiguous values (NumPy's strided copy pays a call's overhead per such run).
+    n_images, channels = x.shape[0], x.shape[3]
+    out_h, out_w = out.shape[1], out.shape[2]
+    for n in range(n_images):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                target = out[n, oh, ow]
+                for i in range(kernel_h):
+                    row = x[n, oh * stride_h + i * dil_h]
+                    for j in range(kernel_w):
+                        source, dest = row[ow * stride_w + j * dil_w], target[i, j]
+                        for c in range(channels):
+                            dest[c] = source[c]
+
+
 # --------------------------------------------------------------------------- ReLU
 # NumPy needs three passes and a temporary for ReLU's output and mask, and two for its
 # backward (a finiteness check, then the product); these loops make one each, over the arrays'
@@ -159,6 +204,15 @@ def unfold_images(padded, kernel, stride, out, dilation=(1, 1)) -> bool:
     return True
 
 
+def unfold_rows(padded, kernel, stride, out, dilation=(1, 1)) -> bool:
+    """im2col into ``out`` stored (N, OH, OW, KH, KW, C) (ROWS) from ``padded`` stored
+    channels-last; False (nothing written) where the loop does not apply."""
+    if not _windows_apply(padded, out, kernel, stride) or layout_of(padded) != NHWC:
+        return False
+    _loop("_unfold_rows")(memory(padded, NHWC), *kernel, *stride, *dilation, out)
+    return True
+
+
 def fold_images(cols, padded, kernel, stride, dilation=(1, 1)) -> bool:
     """col2im of ``cols`` indexed (N, C, KH, KW, OH, OW) (any strides; rows of OW values read
     fastest when contiguous) added onto ``padded``, as :func:`cnnkit.functional.fast.windows.fold`
@@ -184,6 +238,9 @@ def fold_into(cols, dx, kernel, stride, padding, dilation=(1, 1)) -> bool:
     if layout_of(dx) != NHWC or not stored.flags.c_contiguous:
         return False  # a gather over planes measured no faster than NumPy's additions
     (top, _), (left, _) = padding
+    if tuple(stride) == (1, 1):
+        _loop("_fold_last_unit")(stored, *kernel, *dilation, top, left, memory(dx, NHWC))
+        return True
     _loop("_fold_last")(stored, *kernel, *stride, *dilation, top, left, memory(dx, NHWC))
     return True
 

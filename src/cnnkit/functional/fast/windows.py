@@ -136,6 +136,9 @@ def unfold(padded, kernel: tuple[int, int], stride: tuple[int, int], out, order=
     if order == _CANONICAL and out.flags.c_contiguous:
         if kernels.unfold_images(padded, kernel, stride, out.reshape(shape), dilation):
             return out
+    if order == ROWS and out.flags.c_contiguous:
+        if kernels.unfold_rows(padded, kernel, stride, out.reshape(shape), dilation):
+            return out
     windows = xp.lib.stride_tricks.as_strided(padded, shape, tuple(steps[a] for a in order))
     xp.copyto(out.reshape(shape), windows)
     return out
