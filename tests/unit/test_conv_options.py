@@ -416,7 +416,8 @@ def test_a_round_trip_of_every_option_together():
         (
             "INPUT(3x8x8) - CONV(D=8, F=3, groups=3)",
             SpecError,
-            r"^col 31: groups=3 must divide D=8; use groups=2 or 4$",
+            r"^col 31: groups=3 must divide D=8 and the input channels C; use one that divides "
+            r"both \(1, 2, 4 or 8 divide D=8\)$",
         ),
         (
             "INPUT(3x8x8) - CONV(D=8, F=3, dilation=0)",

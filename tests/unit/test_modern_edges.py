@@ -72,3 +72,17 @@ def test_explain_backprop_residual_refuses_options_it_does_not_use():
     )
     assert result.returncode == 2 and "--filter do not apply" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_a_stride_past_the_input_leaves_one_window_on_both_engines(engine):
+    conv = cnnkit.Conv2d(2, 3, 3, stride=(2**62, 1), padding=1, rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((2, 2, 8, 8)).astype(np.float32)
+    with cnnkit.use_engine(engine):
+        y = conv.forward(x)
+        dx = conv.backward(np.ones_like(y))
+    small = cnnkit.Conv2d(2, 3, 3, stride=(9, 1), padding=1)
+    small.load_state_dict(conv.state_dict())
+    np.testing.assert_allclose(y, small.forward(x), rtol=1e-6)
+    np.testing.assert_allclose(dx, small.backward(np.ones_like(y)), rtol=1e-6)
+    assert y.shape == (2, 3, 1, 8)

@@ -176,8 +176,15 @@ class Conv2d(WeightedLayer):
             return [("padding", "P=same needs S=1; give P as a number with S > 1")]
         groups, depth = config.get("groups", 1), config.get("out_channels")
         if isinstance(depth, int) and depth % groups:
-            fix = nearest_groups(groups, depth, depth)
-            return [("groups", f"groups={groups} must divide D={depth}; use {fix}")]
+            divisors = [g for g in range(1, min(depth, 64) + 1) if depth % g == 0]
+            listed = ", ".join(map(str, divisors[:-1])) + f" or {divisors[-1]}"
+            return [
+                (
+                    "groups",
+                    f"groups={groups} must divide D={depth} and the input channels C; "
+                    f"use one that divides both ({listed} divide D={depth})",
+                )
+            ]
         return []
 
     def get_config(self) -> dict:
@@ -234,6 +241,7 @@ class Conv2d(WeightedLayer):
         check_array(self, x, 4, "(N, C, H, W)")
         check_dtype_matches(self, x, self.dtype)
         self.output_shape(x.shape)
+        stride = self._effective_stride(x.shape[2:])
         engine = current()
         bias = None if self.bias is None else self.bias.data
         call = self._local.call
@@ -246,7 +254,7 @@ class Conv2d(WeightedLayer):
             x,
             self.weight.data,
             bias,
-            stride=self.stride,
+            stride=stride,
             padding=padding,
             dilation=self.dilation,
             groups=self.groups,
@@ -256,6 +264,18 @@ class Conv2d(WeightedLayer):
         if save:
             keep(call, engine, saved, pad_saved)
         return y
+
+    def _effective_stride(self, input_hw) -> tuple[int, int]:
+        """The stride, or where a stride larger than the padded input leaves one window, the
+        smallest stride that does: the same output, and the engines' steps stay in range
+        (strict accepts S = 2**62 on an 8-pixel input: only one window fits either way)."""
+        strides = []
+        for size, sides, extent, stride in zip(
+            input_hw, self.sides, self.window.spans, self.stride, strict=True
+        ):
+            left = size + sum(sides) - extent  # inputs after the first window
+            strides.append(min(stride, left + 1))
+        return tuple(strides)
 
     def backward(self, dy):
         """dy (N, D, OH, OW) -> dx (N, C, H, W); adds dw and db into the parameters' grads.
