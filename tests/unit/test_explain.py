@@ -620,7 +620,8 @@ def test_every_topic_has_json(argv, schema, capsys):
     code, out, err = run([*argv, "--json"], capsys)
     assert code == (1 if schema == "shape" else 0), err
     document = json.loads(out)
-    assert document["schema"] == f"cnnkit.explain.{schema}/1"
+    version = 2 if schema == "shape" else 1  # shape/2 added dilation and ceil
+    assert document["schema"] == f"cnnkit.explain.{schema}/{version}"
 
 
 def test_json_numbers_are_the_engine_numbers(capsys):

@@ -86,3 +86,40 @@ def test_a_stride_past_the_input_leaves_one_window_on_both_engines(engine):
     np.testing.assert_allclose(y, small.forward(x), rtol=1e-6)
     np.testing.assert_allclose(dx, small.backward(np.ones_like(y)), rtol=1e-6)
     assert y.shape == (2, 3, 1, 8)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle", "code"),
+    [
+        (
+            ["shape", "-I", "32", "-F", "3", "-P", "2", "--dilation", "2"],
+            "(32 + 2*2 - 2*(3 - 1) - 1)/1 + 1 = 32",
+            0,
+        ),
+        (
+            ["shape", "-I", "10", "-F", "3", "-S", "2", "--dilation", "2"],
+            "(10 + 2*0 - 2*(3 - 1) - 1)/2 + 1 = 3.5",
+            1,
+        ),
+        (["shape", "-I", "8", "-F", "3", "-S", "2", "--ceil"], "ceil((8 - 3 + 2*0)/2) + 1 = 4", 0),
+        (
+            ["explain", "shape", "8", "3", "2", "0", "--ceil"],
+            "ceil_mode adds a window at pixel 6",
+            0,
+        ),
+        (["explain", "shape", "32", "3", "1", "2", "--dilation", "2"], "3-tap (5-wide) filter", 0),
+        (["explain", "shape", "7", "3", "4", "0"], "the 1 pixel after each window is skipped", 0),
+    ],
+)
+def test_shape_and_explain_shape_work_out_dilation_and_ceil(argv, needle, code):
+    result = subprocess.run([sys.executable, "-m", "cnnkit", *argv], capture_output=True, text=True)
+    assert result.returncode == code, result.stderr
+    assert needle in result.stdout
+
+
+def test_the_ceil_count_is_pytorchs():
+    torch = pytest.importorskip("torch")
+    for size, kernel, stride, padding in [(8, 3, 2, 0), (7, 3, 2, 1), (6, 2, 4, 1), (5, 3, 3, 1)]:
+        ours = cnnkit.explain.explain_shape(size, kernel, stride, padding, ceil=True).output
+        pool = torch.nn.MaxPool1d(kernel, stride, padding, ceil_mode=True)
+        assert ours == pool(torch.zeros(1, 1, size)).shape[-1], (size, kernel, stride, padding)

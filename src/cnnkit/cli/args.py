@@ -183,3 +183,17 @@ def _is_dir(path: Path) -> bool:
 
 def _looks_like_path(text: str) -> bool:
     return "/" in text or "\\" in text or text.startswith(("~", ".")) or text.endswith(".npz")
+
+
+def add_window_options(parser) -> None:
+    """``--dilation d`` and ``--ceil`` for the one-axis calculators (shape, explain shape)."""
+    parser.add_argument(
+        "--dilation",
+        type=positive(int),
+        default=1,
+        metavar="d",
+        help="taps d apart: the window spans d(F - 1) + 1 inputs (1)",
+    )
+    parser.add_argument(
+        "--ceil", action="store_true", help="round up, as a pool's ceil_mode=True does"
+    )

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from cnnkit.cli.args import network_source, non_negative, output_file, positive, volume
+from cnnkit.cli.args import (
+    add_window_options,
+    network_source,
+    non_negative,
+    output_file,
+    positive,
+    volume,
+)
 from cnnkit.errors import ConfigError, ShapeError
 from cnnkit.explain._inputs import _output_hw, load_values
 from cnnkit.explain.backprop import explain_backprop, random_backprop_example
@@ -166,12 +173,15 @@ def _add_shape(topics) -> None:
     shape.add_argument(
         "--floor", action="store_true", help="round a non-whole result down, as PyTorch does"
     )
+    add_window_options(shape)
     _json_flag(shape)
     shape.set_defaults(run=run_shape)
 
 
 def run_shape(args: argparse.Namespace) -> int:
-    explanation = explain_shape(args.I, args.F, args.S, args.P, floor=args.floor)
+    explanation = explain_shape(
+        args.I, args.F, args.S, args.P, floor=args.floor, dilation=args.dilation, ceil=args.ceil
+    )
     _emit(explanation, args)
     return 0 if explanation.possible else 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnkit.cli.args import network_source, non_negative, positive, volume
+from cnnkit.cli.args import add_window_options, network_source, non_negative, positive, volume
 
 
 def add_summary_parsers(commands) -> None:
@@ -68,6 +68,7 @@ def _add_shape(commands) -> None:
     shape.add_argument(
         "--floor", action="store_true", help="round a non-whole result down, as PyTorch does"
     )
+    add_window_options(shape)
     shape.set_defaults(run=run_shape)
 
 
@@ -111,12 +112,24 @@ def run_shape(args: argparse.Namespace) -> int:
     from cnnkit.explain.shape import explain_shape
 
     if args.output is not None:
+        if args.dilation != 1 or args.ceil:
+            raise ConfigError(
+                "cnnkit shape --output searches plain windows: leave out --dilation and --ceil"
+            )
         return _search(args)
     if args.filter is None:
         raise ConfigError("cnnkit shape: give --filter F (or --output O to search)")
     stride = 1 if args.stride is None else args.stride
     padding = 0 if args.padding is None else args.padding
-    explained = explain_shape(args.input, args.filter, stride, padding, floor=args.floor)
+    explained = explain_shape(
+        args.input,
+        args.filter,
+        stride,
+        padding,
+        floor=args.floor,
+        dilation=args.dilation,
+        ceil=args.ceil,
+    )
     verdict, advice = explained.verdict()
     print(verdict)
     if advice is not None:

@@ -79,8 +79,8 @@ JSON (``to_dict()``; every document has ``"schema"``; keys are only added under 
 ([sum(inputs[c] * w[c]) per channel]), ``sum`` (sum(channel_sums) + b, by hand), ``value``
 (the engine's out[i, j])}].
 
-``cnnkit.explain.shape/1``: ``I``, ``F``, ``S``, ``P`` (int), ``formula`` (str), ``span``
-(I - F + 2P), ``exact`` (float), ``possible`` (bool), ``output`` (int or null; with --floor the
+``cnnkit.explain.shape/2``: ``I``, ``F``, ``S``, ``P`` (int), ``dilation`` (int), ``ceil``
+(bool) (both added in /2), ``formula`` (str), ``span`` (I + 2P - d(F - 1) - 1), ``exact`` (float), ``possible`` (bool), ``output`` (int or null; with --floor the
 floored size), ``floor`` (bool), ``positions`` ([first padded pixel of each unit], at most 64),
 ``unread`` (padded pixels after the last window), ``verdict`` (str, as ``cnnkit shape`` prints
 it), ``advice`` (str or null), ``fixes`` ([{``letter``, ``value``, ``output``}]).

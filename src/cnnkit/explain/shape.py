@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cnnkit import shapes
+from cnnkit.errors import ConfigError
 from cnnkit.nn.checks import positive_int
 
 
@@ -22,14 +23,21 @@ class ShapeExplanation:
     padding: int
     floor: bool
     problem: shapes.AxisProblem | None
+    dilation: int = 1  # taps d apart: the window spans d(F - 1) + 1 inputs
+    ceil: bool = False  # ceil_mode: round up, as PyTorch's pools can
+
+    @property
+    def extent(self) -> int:
+        return shapes.span(self.kernel, self.dilation)
 
     @property
     def formula(self) -> str:
-        return shapes.formula(self.size, self.kernel, self.stride, self.padding)
+        text = shapes.formula(self.size, self.kernel, self.stride, self.padding, self.dilation)
+        return f"ceil({text.removesuffix(' + 1')}) + 1" if self.ceil else text
 
     @property
     def span(self) -> int:
-        return self.size + 2 * self.padding - self.kernel
+        return self.size + 2 * self.padding - self.extent
 
     @property
     def exact(self) -> float:
@@ -37,11 +45,18 @@ class ShapeExplanation:
 
     @property
     def possible(self) -> bool:
+        if self.ceil:
+            return self.span >= 0
         return self.problem is None or (self.floor and not self.problem.too_large)
 
     @property
     def output(self) -> int | None:
-        return self.span // self.stride + 1 if self.possible else None
+        if not self.possible:
+            return None
+        if self.ceil:
+            p = self.padding
+            return shapes.ceil_units(self.size, self.extent, self.stride, p, p)
+        return self.span // self.stride + 1
 
     @property
     def count(self) -> int:
@@ -66,12 +81,24 @@ class ShapeExplanation:
         """Which padded rows rounding down never reads, and why that loses nothing (only
         padding, or no more than the gap a stride larger than F skips), or None."""
         p = self.padding
-        return shapes.unread_note("rows", self.size, self.kernel, self.stride, p, p)
+        return shapes.unread_note("rows", self.size, self.extent, self.stride, p, p)
+
+    def _ceil_or_lost_text(self) -> str:
+        """What ceil_mode's extra window reads, or what strict would lose by rounding down."""
+        if not self.ceil:
+            return self._lost_text()
+        extra = (self.output or 0) - self.count
+        if extra <= 0:
+            return ""
+        return (
+            f"; ceil_mode adds a window at pixel {self.count * self.stride}, which reads them "
+            "(what it covers past the padded input holds nothing)"
+        )
 
     def _lost_text(self) -> str:
         """Why strict refuses a result it may not round down: the real input it would lose."""
         p = self.padding
-        lost = shapes.lost_rows(self.size, self.kernel, self.stride, p, p)
+        lost = shapes.lost_rows(self.size, self.extent, self.stride, p, p)
         if not lost or self.span < 0:
             return ""
         them = "it is input" if self.unread == 1 else f"{lost} of them input"
@@ -80,10 +107,19 @@ class ShapeExplanation:
     def verdict(self) -> tuple[str, str | None]:
         """The lines ``cnnkit shape`` prints: the verdict, and the advice when impossible."""
         problem = self.problem
+        if self.ceil and self.possible:
+            n = self.output
+            units = f"{n} unit{'s' if n != 1 else ''}"
+            return (
+                f"{self.formula} = {n}: possible, {units} along this axis (ceil_mode rounds up "
+                "as PyTorch does; a last window that would start past the input is dropped)",
+                None,
+            )
         if problem is None:
             n = self.output
             if not self.unread:
-                return f"{self.formula} = {n}: possible, {n} units along this axis", None
+                units = f"{n} unit{'s' if n != 1 else ''}"
+                return f"{self.formula} = {n}: possible, {units} along this axis", None
             exact = shapes.exact_text(self.span, self.stride)
             return (
                 f"{self.formula} = {exact} -> {n}: possible, {n} units along this axis; "
@@ -103,11 +139,13 @@ class ShapeExplanation:
         verdict, advice = self.verdict()
         fixes = self.problem.fixes if self.problem is not None else ()
         return {
-            "schema": "cnnkit.explain.shape/1",
+            "schema": "cnnkit.explain.shape/2",
             "I": self.size,
             "F": self.kernel,
             "S": self.stride,
             "P": self.padding,
+            "dilation": self.dilation,
+            "ceil": self.ceil,
             "formula": self.formula,
             "span": self.span,
             "exact": self.exact,
@@ -129,12 +167,20 @@ class ShapeExplanation:
         i, f, s, p = self.size, self.kernel, self.stride, self.padding
         lead = "units along one axis = "
         pad = " " * (len(lead) - 2)
+        general = "(I - F + 2P)/S + 1"
+        given = f"I={i}, F={f}, S={s}, P={p}"
+        if self.dilation != 1:
+            general, given = "(I + 2P - d(F - 1) - 1)/S + 1", f"{given}, dilation d={self.dilation}"
+        if self.ceil:
+            general = f"ceil({general.removesuffix(' + 1')}) + 1"
         lines = [
-            f"{lead}(I - F + 2P)/S + 1   with I={i}, F={f}, S={s}, P={p}",
+            f"{lead}{general}   with {given}",
             f"{pad}= {self.formula}",
             f"{pad}= {self.span}/{s} + 1",
             f"{pad}= {shapes.exact_text(self.span, s)}",
         ]
+        if self.ceil and self.possible:
+            lines[-2:] = [f"{pad}= ceil({self.span}/{s}) + 1", f"{pad}= {self.output}"]
         padded = i + 2 * p
         if self.span >= 0:
             starts, count = self.positions, self.count
@@ -143,17 +189,22 @@ class ShapeExplanation:
                 if count <= 8
                 else (f"{starts[0]}, {starts[1]}, ..., {starts[-1]}")
             )
-            last = starts[-1] + f - 1
-            lines.append(
-                f"the {f}-wide filter starts at padded pixels {shown} ({count:,} "
-                f"position{'s' if count > 1 else ''}, S={s} apart) and reads up to "
-                f"pixel {last} of 0..{padded - 1}"
-                + (
-                    f": the last {self.unread} {'is' if self.unread == 1 else 'are'} never read"
-                    if self.unread
-                    else ": every pixel is read"
+            last = starts[-1] + self.extent - 1
+            wide = f"{f}-wide" if self.dilation == 1 else f"{f}-tap ({self.extent}-wide)"
+            if self.unread:
+                read = f": the last {self.unread} {'is' if self.unread == 1 else 'are'} never read"
+            elif s > self.extent and count > 1:
+                gap = s - self.extent
+                pixels = (
+                    "pixel after each window is" if gap == 1 else "pixels after each window are"
                 )
-                + self._lost_text()
+                read = f": the {gap} {pixels} skipped (S is larger than the window)"
+            else:
+                read = ": every pixel is read" if self.dilation == 1 else ""
+            lines.append(
+                f"the {wide} filter starts at padded pixels {shown} ({count:,} "
+                f"position{'s' if count > 1 else ''}, S={s} apart) and reads up to "
+                f"pixel {last} of 0..{padded - 1}" + read + self._ceil_or_lost_text()
             )
         verdict, advice = self.verdict()
         lines.append(verdict)
@@ -162,12 +213,27 @@ class ShapeExplanation:
         return "\n".join(lines)
 
 
-def explain_shape(size: int, kernel: int, stride: int = 1, padding: int = 0, *, floor=False):
-    """:class:`ShapeExplanation` of one axis: I=size, F=kernel, S=stride, P=padding."""
+def explain_shape(
+    size: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int = 0,
+    *,
+    floor=False,
+    dilation: int = 1,
+    ceil: bool = False,
+):
+    """:class:`ShapeExplanation` of one axis: I=size, F=kernel, S=stride, P=padding, taps
+    ``dilation`` apart; ``ceil`` rounds up as a pool's ``ceil_mode`` does."""
     where = "explain shape"
     size = positive_int(where, "I", size)
     kernel = positive_int(where, "F", kernel)
     stride = positive_int(where, "S", stride)
     padding = positive_int(where, "P", padding, minimum=0)
-    problem = shapes.axis_problem("size", size, kernel, stride, padding)
-    return ShapeExplanation(size, kernel, stride, padding, bool(floor), problem)
+    dilation = positive_int(where, "dilation", dilation)
+    if floor and ceil:
+        raise ConfigError(f"{where}: give --floor or --ceil, not both (down or up)")
+    problem = shapes.axis_problem("size", size, kernel, stride, padding, dilation=dilation)
+    return ShapeExplanation(
+        size, kernel, stride, padding, bool(floor), problem, dilation, bool(ceil)
+    )
