@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -197,3 +198,15 @@ def add_window_options(parser) -> None:
     parser.add_argument(
         "--ceil", action="store_true", help="round up, as a pool's ceil_mode=True does"
     )
+
+
+def emit_explanation(explanation, args, **text_options) -> None:
+    """An explanation as JSON (``--json``) or as its text."""
+    if args.json:
+        print(json.dumps(explanation.to_dict(), indent=2))
+    else:
+        print(explanation.text(**text_options))
+
+
+def json_flag(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the numbers as JSON")

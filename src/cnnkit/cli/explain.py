@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from cnnkit.cli.args import (
     add_window_options,
@@ -13,10 +12,16 @@ from cnnkit.cli.args import (
     positive,
     volume,
 )
+from cnnkit.cli.args import (
+    emit_explanation as _emit,
+)
+from cnnkit.cli.args import (
+    json_flag as _json_flag,
+)
+from cnnkit.cli.explain_layers import add_batchnorm, add_dropout
 from cnnkit.errors import ConfigError, ShapeError
 from cnnkit.explain._inputs import _output_hw, load_values
 from cnnkit.explain.backprop import explain_backprop, random_backprop_example
-from cnnkit.explain.batchnorm import explain_batchnorm
 from cnnkit.explain.conv import (
     LECTURE_B,
     LECTURE_SOURCE,
@@ -26,19 +31,11 @@ from cnnkit.explain.conv import (
     random_conv_example,
     write_conv_png,
 )
-from cnnkit.explain.dropout import explain_dropout
 from cnnkit.explain.equivariance import AXES, EQUIVARIANCE_DEFAULT, explain_equivariance
 from cnnkit.explain.layers import explain_layers
 from cnnkit.explain.residual import explain_residual_backprop
 from cnnkit.explain.shape import explain_shape
 from cnnkit.explain.sharing import explain_sharing, explain_sparse
-
-
-def _emit(explanation, args, **text_options) -> None:
-    if args.json:
-        print(json.dumps(explanation.to_dict(), indent=2))
-    else:
-        print(explanation.text(**text_options))
 
 
 def add_explain_parser(commands) -> argparse.ArgumentParser:
@@ -69,13 +66,9 @@ def add_explain_parser(commands) -> argparse.ArgumentParser:
     _add_equivariance(topics)
     _add_layers(topics)
     _add_backprop(topics)
-    _add_dropout(topics)
-    _add_batchnorm(topics)
+    add_dropout(topics)
+    add_batchnorm(topics)
     return explain
-
-
-def _json_flag(parser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
 
 
 def _add_conv(topics) -> None:
@@ -338,70 +331,6 @@ def run_backprop(args: argparse.Namespace) -> int:
         padding=p,
         weight=(args.channel, *args.weight),
         source=f"random integers, seed {args.seed}",
-    )
-    _emit(explanation, args)
-    return 0
-
-
-def _add_dropout(topics) -> None:
-    dropout = topics.add_parser(
-        "dropout",
-        help="one real mask, the 1/(1 - p) scaling, the unchanged expected value, eval = identity",
-        description="The engine's Dropout on small integers: the mask its forward draws, the "
-        "kept values scaled by 1/(1 - p), the gradient through the same mask, the mean of many "
-        "forwards (the expected value is the input) and evaluation mode (the identity).",
-    )
-    dropout.add_argument("--p", type=float, default=0.5, help="drop probability, in [0, 1) (0.5)")
-    dropout.add_argument("--input", "-I", type=positive(int), default=4, metavar="I")
-    dropout.add_argument("--channels", "-C", type=positive(int), default=1, metavar="C")
-    dropout.add_argument("--seed", type=non_negative, default=0)
-    dropout.add_argument(
-        "--2d", dest="channel_wise", action="store_true", help="Dropout2d: whole depth slices"
-    )
-    _json_flag(dropout)
-    dropout.set_defaults(run=run_dropout)
-
-
-def run_dropout(args: argparse.Namespace) -> int:
-    explanation = explain_dropout(
-        args.p,
-        size=args.input,
-        channels=args.channels,
-        seed=args.seed,
-        channel_wise=args.channel_wise,
-    )
-    _emit(explanation, args)
-    return 0
-
-
-def _add_batchnorm(topics) -> None:
-    batchnorm = topics.add_parser(
-        "batchnorm",
-        help="one channel of a small batch through BN: mean, variance, x_hat, y, running update",
-        description="The engine's BatchNorm2d on a seeded batch of small integers, for one "
-        "channel: its mean and biased variance, x_hat, the affine output, the running update "
-        "with the unbiased variance, then what evaluation mode computes instead.",
-    )
-    batchnorm.add_argument("--images", "-N", type=positive(int), default=4, metavar="N")
-    batchnorm.add_argument("--channels", "-C", type=positive(int), default=2, metavar="C")
-    batchnorm.add_argument(
-        "--size", type=positive(int), default=2, metavar="H", help="image height and width (2)"
-    )
-    batchnorm.add_argument("--channel", type=non_negative, default=0, help="the channel shown (0)")
-    batchnorm.add_argument("--momentum", type=positive(float), default=0.1, help="(0.1)")
-    batchnorm.add_argument("--seed", type=non_negative, default=0)
-    _json_flag(batchnorm)
-    batchnorm.set_defaults(run=run_batchnorm)
-
-
-def run_batchnorm(args: argparse.Namespace) -> int:
-    explanation = explain_batchnorm(
-        seed=args.seed,
-        images=args.images,
-        channels=args.channels,
-        size=args.size,
-        channel=args.channel,
-        momentum=args.momentum,
     )
     _emit(explanation, args)
     return 0

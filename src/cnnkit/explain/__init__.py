@@ -80,10 +80,12 @@ JSON (``to_dict()``; every document has ``"schema"``; keys are only added under 
 (the engine's out[i, j])}].
 
 ``cnnkit.explain.shape/2``: ``I``, ``F``, ``S``, ``P`` (int), ``dilation`` (int), ``ceil``
-(bool) (both added in /2), ``formula`` (str), ``span`` (I + 2P - d(F - 1) - 1), ``exact`` (float), ``possible`` (bool), ``output`` (int or null; with --floor the
-floored size), ``floor`` (bool), ``positions`` ([first padded pixel of each unit], at most 64),
-``unread`` (padded pixels after the last window), ``verdict`` (str, as ``cnnkit shape`` prints
-it), ``advice`` (str or null), ``fixes`` ([{``letter``, ``value``, ``output``}]).
+(bool) (both added in /2), ``formula`` (str), ``span`` (I + 2P - d(F - 1) - 1), ``exact``
+(float), ``possible`` (bool), ``output`` (int or null; with --floor the floored size, with
+--ceil PyTorch's ceil_mode count), ``floor`` (bool), ``positions`` ([first padded pixel of each
+unit], at most 64), ``unread`` (padded pixels after the last window), ``verdict`` (str, as
+``cnnkit shape`` prints it), ``advice`` (str or null), ``fixes`` ([{``letter``, ``value``,
+``output``}]).
 
 ``cnnkit.explain.sharing/1``: ``architecture`` (str), ``layers``: [{``index``, ``layer``,
 ``input_shape`` [C, H, W], ``output_shape`` [D, OH, OW], ``per_filter`` (F*F*C + 1),
