@@ -11,7 +11,10 @@ cases is <= 1.5x PyTorch.
 
 A case here carries its own calls (``cnnkit_calls``, ``torch_calls``), its modes, the input
 layouts cnnkit is timed with, and its FLOPs per mode (``flops_of``), so bench.py needs no
-branch per kind of case.
+branch per kind of case. These cases alone::
+
+    python benchmarks/bench.py --cases BatchNorm depthwise dilated "residual block" ResNet-20 \\
+        --rounds 3 --no-memory
 """
 
 from __future__ import annotations
