@@ -127,7 +127,8 @@ def load(
     for group in ("model", "optimizer"):
         for key, value in arrays[group].items():
             _check_finite(path, f"{group}/{key}", value, dtypes.get(key, value.dtype))
-    problem = None if model is None else buffer_problems(buffer_slots(model), arrays["model"])
+    layered = model is not None and hasattr(model, "buffer_problem")  # a cnnkit layer
+    problem = buffer_problems(buffer_slots(model), arrays["model"]) if layered else None
     if problem is not None:
         raise DataError(
             f"{path}: model/{problem}; the checkpoint is damaged: use the run's other "
