@@ -1,7 +1,7 @@
 """The default network for 28x28 one-channel images (mnist-bn) on full MNIST, with its recipe.
 
 What ``cnnkit train --data mnist:DIR`` does by default, timed: the built-in ``mnist-bn``
-(CONV-BN-RELU blocks, DROPOUT before the FC) trained with the recipe that ``cnnkit train`` gives
+(CONV-BN-RELU blocks, a hidden FC with DROPOUT) trained with the recipe that ``cnnkit train`` gives
 it (cnnkit.cli.train.NETWORK_RECIPES) on MNIST's 60,000 training images less the 10 % held out
 for validation, as the command does, then scored on the 10,000 test images. The target: >= 99.5 %
 test accuracy after at most 5 minutes of training on 2 cores with cnnkit's fast engine.
@@ -37,10 +37,12 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 def recipe_values(seed: int) -> dict:
+    from dataclasses import asdict
+
     from cnnkit.cli.train import NETWORK_RECIPES
     from cnnkit.train import Recipe
 
-    return {**Recipe().__dict__, **NETWORK_RECIPES[NAME], "seed": seed}
+    return {**asdict(Recipe()), **NETWORK_RECIPES[NAME], "seed": seed}
 
 
 def run_cnnkit(data_dir: str, seed: int) -> dict:
@@ -80,9 +82,11 @@ def torch_mnist_bn(torch):
         nn.MaxPool2d(2),
         *block(32, 64, 3),
         *block(64, 64, 3),
-        nn.Dropout(0.2),
         nn.Flatten(),
-        nn.Linear(64 * 7 * 7, 10),
+        nn.Linear(64 * 7 * 7, 128),
+        nn.ReLU(),
+        nn.Dropout(0.3),
+        nn.Linear(128, 10),
     )
 
 
@@ -187,6 +191,8 @@ def report(results: dict, seed: int) -> list[str]:
         + ("met" if met else "NOT met")
     )
     if "torch" in results:
+        if results["torch"]["parameters"] != cnnkit["parameters"]:
+            lines.append("WARNING: PyTorch's network is not mnist-bn: update torch_mnist_bn")
         ratio = statistics.median(cnnkit["epoch_seconds"]) / statistics.median(
             results["torch"]["epoch_seconds"]
         )
