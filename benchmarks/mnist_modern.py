@@ -118,7 +118,7 @@ def run_torch(data_dir: str, seed: int) -> dict:
     def accuracy(images, labels):
         model.eval()
         with torch.no_grad():
-            scores = torch.cat([model(torch.from_numpy(images[i : i + 512])) for i in
+            scores = torch.cat([model(torch.tensor(images[i : i + 512])) for i in
                                 range(0, len(images), 512)])  # fmt: skip
         model.train()
         return float((scores.argmax(1).numpy() == labels).mean())

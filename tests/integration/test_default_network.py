@@ -136,21 +136,24 @@ def test_help_names_the_default_and_its_recipe(capsys):
 
 
 def test_mnist_bn_learns_on_a_slice_of_real_mnist():
-    """A smoke test, not the benchmark (benchmarks/mnist_modern.py): 1,500 images, one epoch."""
-    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
+    """A smoke test, not the benchmark (benchmarks/mnist_modern.py): two epochs on 1,000 of
+    MNIST's test images (the quickest split to read), scored on 1,000 others."""
+    if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"no MNIST in {MNIST_DIR}")
-    import dataclasses
-
     from cnnkit import from_spec
-    from cnnkit.data import load_dataset
+    from cnnkit.data import Dataset, channel_stats, load_mnist_dir, normalize
     from cnnkit.train import evaluate, fit
 
-    data = load_dataset(f"mnist:{MNIST_DIR}", validation=0.1, seed=0)
-    data = dataclasses.replace(
-        data, train_images=data.train_images[:1500], train_labels=data.train_labels[:1500]
-    )
+    images, labels = load_mnist_dir(MNIST_DIR, "test")
+    mean, std = channel_stats(images[:1000])
+    images = normalize(images, mean, std)
+    train, val, test = slice(0, 1000), slice(1000, 1300), slice(9000, 10000)
+    data = Dataset(
+        "mnist", list("0123456789"), (1, 28, 28), images[train], labels[train],
+        images[val], labels[val], images[test], labels[test], mean, std, "0" * 16,
+    )  # fmt: skip
     model = from_spec("mnist-bn", rng=np.random.default_rng([0, 0]))
-    recipe = Recipe.from_dict({**cli_train.NETWORK_RECIPES["mnist-bn"], "epochs": 1})
+    recipe = Recipe.from_dict({**cli_train.NETWORK_RECIPES["mnist-bn"], "epochs": 2})
     fit(model, data, recipe=recipe)
-    _, accuracy = evaluate(model, data.test_images[:1000], data.test_labels[:1000])
-    assert accuracy > 0.8
+    _, accuracy = evaluate(model, data.test_images, data.test_labels)
+    assert accuracy > 0.85  # 87.6 % when written; a network that does not learn scores 10 %
