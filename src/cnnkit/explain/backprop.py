@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnnkit.display import TextDisplay
 from cnnkit.errors import ConfigError, DataError, ShapeError
 from cnnkit.explain._format import (
     _check_printable,
@@ -33,8 +34,8 @@ class BackpropTerm:
     contribution: float  # dy * x
 
 
-@dataclass(frozen=True, eq=False)
-class BackpropExplanation:
+@dataclass(frozen=True, eq=False, repr=False)
+class BackpropExplanation(TextDisplay):
     x: np.ndarray  # (C, H, W)
     w: np.ndarray  # (C, KH, KW)
     b: float

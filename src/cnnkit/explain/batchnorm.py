@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnnkit.display import TextDisplay
 from cnnkit.errors import ConfigError
 from cnnkit.explain._format import LINE, _grid, _num, _side_by_side, _sum_text, _width
 from cnnkit.nn.batchnorm import BatchNorm2d
@@ -24,8 +25,8 @@ MAX_IMAGES, MAX_SIDE, MAX_CHANNELS = 8, 4, 4  # what still prints as readable gr
 MAX_TERMS = 16  # sums of more values are written with their first terms only
 
 
-@dataclass(frozen=True, eq=False)
-class BatchNormExplanation:
+@dataclass(frozen=True, eq=False, repr=False)
+class BatchNormExplanation(TextDisplay):
     """The batch, one channel's arithmetic, and the layer's own outputs and buffers."""
 
     x: np.ndarray  # (N, C, H, W) the whole batch

@@ -9,6 +9,7 @@ import numpy as np
 
 from cnnkit import shapes
 from cnnkit.atomic import write_atomically
+from cnnkit.display import TextDisplay
 from cnnkit.errors import ConfigError, WriteError
 from cnnkit.explain._format import (
     LINE,
@@ -82,8 +83,8 @@ class ConvUnit:
         return f"x[:, {r0}:{r1}, {c0}:{c1}]"
 
 
-@dataclass(frozen=True, eq=False)
-class ConvExplanation:
+@dataclass(frozen=True, eq=False, repr=False)
+class ConvExplanation(TextDisplay):
     """The lecture's worked example for any small input: see :func:`explain_conv`."""
 
     x: np.ndarray  # (C, H, W)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnnkit.display import TextDisplay
 from cnnkit.errors import ConfigError, ShapeError
 from cnnkit.explain._format import MAX_PRINT_CHANNELS, MAX_PRINT_SIDE, _grid, _num, _side_by_side
 from cnnkit.nn.context import saved_by
@@ -29,8 +30,8 @@ from cnnkit.nn.modes import no_grad
 SAMPLES = 10_000  # forwards averaged for the measured expected value
 
 
-@dataclass(frozen=True, eq=False)
-class DropoutExplanation:
+@dataclass(frozen=True, eq=False, repr=False)
+class DropoutExplanation(TextDisplay):
     layer: str  # the engine layer's repr
     p: float
     seed: int

@@ -11,6 +11,7 @@ import numpy as np
 from cnnkit.arch.convert import describe, network_text
 from cnnkit.arch.trace import make_layer, trace
 from cnnkit.data.memory import check_memory
+from cnnkit.display import TextDisplay
 from cnnkit.errors import ConfigError, ShapeError
 from cnnkit.explain._format import _pair_text
 from cnnkit.explain._inputs import _architecture
@@ -73,8 +74,8 @@ class EquivarianceRow:
         }
 
 
-@dataclass(frozen=True)
-class EquivarianceExplanation:
+@dataclass(frozen=True, repr=False)
+class EquivarianceExplanation(TextDisplay):
     architecture: str
     input_shape: tuple[int, int, int]
     axis: str

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from cnnkit.arch.convert import describe, live_steps, model_input, network_text
 from cnnkit.arch.trace import trace
+from cnnkit.display import TextDisplay
 from cnnkit.errors import CnnkitError
 from cnnkit.explain._inputs import _architecture
 from cnnkit.nn.layer import Layer
@@ -25,8 +26,8 @@ class LayerNote:
     text: str
 
 
-@dataclass(frozen=True)
-class LayersExplanation:
+@dataclass(frozen=True, repr=False)
+class LayersExplanation(TextDisplay):
     architecture: str
     input_shape: tuple[int, int, int]
     layers: tuple[LayerNote, ...]

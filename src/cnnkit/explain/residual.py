@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnnkit.display import TextDisplay
 from cnnkit.errors import ConfigError
 from cnnkit.explain._format import _grid, _side_by_side, _width
 from cnnkit.functional.engine import engine_name
@@ -20,8 +21,8 @@ from cnnkit.functional.engine import engine_name
 MAX_SIDE = 8
 
 
-@dataclass(frozen=True, eq=False)
-class ResidualBackprop:
+@dataclass(frozen=True, eq=False, repr=False)
+class ResidualBackprop(TextDisplay):
     """One channel of a tiny residual block's forward and backward, as the engine computed."""
 
     x: np.ndarray  # (H, W): the input (one channel)

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cnnkit import shapes
+from cnnkit.display import TextDisplay
 from cnnkit.errors import ConfigError
 from cnnkit.nn.checks import positive_int
 
 
-@dataclass(frozen=True)
-class ShapeExplanation:
+@dataclass(frozen=True, repr=False)
+class ShapeExplanation(TextDisplay):
     """(I - F + 2P)/S + 1 evaluated step by step, with the verdict of ``cnnkit shape``."""
 
     size: int

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from cnnkit.arch.specs import Architecture
 from cnnkit.arch.trace import trace
+from cnnkit.display import TextDisplay
 from cnnkit.errors import ConfigError
 from cnnkit.explain._format import _article, _thousands
 from cnnkit.explain._inputs import _architecture
@@ -90,8 +91,8 @@ class SharingLayer:
         }
 
 
-@dataclass(frozen=True)
-class SharingExplanation:
+@dataclass(frozen=True, repr=False)
+class SharingExplanation(TextDisplay):
     architecture: str
     layers: tuple[SharingLayer, ...]
 
@@ -177,8 +178,8 @@ def explain_sharing(spec="alexnet-conv1", *, input_shape=None) -> SharingExplana
     return SharingExplanation(arch.text(), layers)
 
 
-@dataclass(frozen=True)
-class SparseExplanation:
+@dataclass(frozen=True, repr=False)
+class SparseExplanation(TextDisplay):
     """What one unit of a CONV layer is connected to, against a fully connected unit."""
 
     architecture: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from cnnkit.display import pre
 from cnnkit.errors import CnnkitError, ConfigError, ShapeError
 from cnnkit.nn import probe
 from cnnkit.nn.layer import Layer
@@ -174,6 +175,17 @@ class Sequential(Layer):
     def __repr__(self) -> str:
         lines = [f"  ({i}): {layer!r}".replace("\n", "\n  ") for i, layer in enumerate(self.layers)]
         return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows: the layers, then the summary table when the input size is
+        known (``Sequential(..., input_shape=(C, H, W))`` or a model from an architecture)."""
+        parts = [pre(repr(self))]
+        if self.input_shape is not None:
+            try:
+                parts.append(self.summary()._repr_html_())
+            except CnnkitError as error:  # a layer that cannot say its shapes
+                parts.append(pre(f"no summary: {error}"))
+        return "\n".join(parts)
 
 
 def _check_input(expected: tuple[int, ...], x) -> None:

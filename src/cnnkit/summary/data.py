@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 
 from cnnkit.summary import render
+from cnnkit.summary.html import summary_html
 from cnnkit.summary.render import human_bytes
 
 SCHEMA = "cnnkit.summary/3"
@@ -95,7 +96,7 @@ def _listed(pair: tuple[int, int] | None) -> list[int] | None:
     return None if pair is None else list(pair)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Summary:
     """Rows and totals for one network, input volume and batch; render with :meth:`table`,
     :meth:`markdown`, :meth:`to_json` or :meth:`csv`."""
@@ -110,6 +111,17 @@ class Summary:
 
     def __str__(self) -> str:
         return self.table()
+
+    def __repr__(self) -> str:
+        c, h, w = self.input_shape
+        return f"<Summary of {self.architecture} on {c}x{h}x{w}, batch {self.batch}>"
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows: the table as HTML (``cnnkit.summary.html``)."""
+        return summary_html(self)
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(self.table())
 
     @property
     def dtype_name(self) -> str:

@@ -37,20 +37,18 @@ and a PNG is always saved by matplotlib's Agg renderer, with or without a displa
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from cnnkit.arch.convert import describe
-from cnnkit.errors import ConfigError, DataError
+from cnnkit.errors import DataError
 from cnnkit.nn.modes import no_grad
 from cnnkit.nn.probe import evaluating
+from cnnkit.viz.picture import DPI, _figure_class
 
-DPI = 100
 FILTERS_SIZE = (8.0, 8.0)  # inches -> 800 x 800 pixels
 FEATURE_MAPS_WIDTH = 16.0  # inches; height 1.5 + 1.0 per CONV/RELU/POOL layer
 CURVES_SIZE = (12.0, 4.5)
@@ -59,32 +57,6 @@ MISCLASSIFIED_SIZE = (12.0, 3.0)
 MAX_CHANNELS = 16  # feature-map tiles per layer
 MAX_MISCLASSIFIED = 8
 PICTURES = ("filters", "feature_maps", "curves", "confusion", "misclassified")
-INSTALL = "pip install cnnkit[viz] (or pip install matplotlib)"
-
-
-def _figure_class(where: str):
-    """matplotlib's ``Figure``, or the ConfigError that says how to install it."""
-    try:
-        import matplotlib  # noqa: F401  (first, so a blocked parent package is noticed)
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ConfigError(f"{where}: matplotlib is not installed; {INSTALL}") from None
-    return Figure
-
-
-def png_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) in pixels read from a PNG file's header (its IHDR chunk)."""
-    head = Path(path).read_bytes()[:24]
-    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        raise DataError(f"{path}: not a PNG file")
-    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-
-
-def figure_png(figure) -> bytes:
-    """The figure as PNG bytes, at :data:`DPI`, uncropped (so its size is figsize * DPI)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return buffer.getvalue()
 
 
 def display_images(images: np.ndarray, mean=None, std=None) -> np.ndarray:

@@ -21,8 +21,10 @@ import html
 from pathlib import Path
 
 from cnnkit.atomic import write_text
+from cnnkit.display import table as html_table
 from cnnkit.errors import CnnkitError
 from cnnkit.explain.equivariance import explain_equivariance
+from cnnkit.summary.html import summary_html
 from cnnkit.viz.figures import _figure_class, figure_png
 from cnnkit.viz.run import build_figures, load_view
 
@@ -140,21 +142,6 @@ def _figure(name: str, png: bytes, caption: str) -> str:
     )
 
 
-def _table(headings: list[str], rows: list[list], numeric: set[int] = frozenset(), **attrs) -> str:
-    """An HTML table; every cell escaped; columns in ``numeric`` right-aligned."""
-    e = html.escape
-    extra = "".join(f' {key}="{e(str(value))}"' for key, value in attrs.items())
-    lines = [f"<table{extra}>", "<tr>" + "".join(f"<th>{e(h)}</th>" for h in headings) + "</tr>"]
-    for row in rows:
-        cells = "".join(
-            f'<td class="num">{e(str(c))}</td>' if i in numeric else f"<td>{e(str(c))}</td>"
-            for i, c in enumerate(row)
-        )
-        lines.append(f"<tr>{cells}</tr>")
-    lines.append("</table>")
-    return "\n".join(lines)
-
-
 def _settings_table(view) -> str:
     header, settings = view.header, view.settings
     channels, height, width = header["input_shape"]
@@ -167,51 +154,11 @@ def _settings_table(view) -> str:
     ]
     recipe = settings.get("recipe") or header.get("recipe") or {}
     rows += [[f"recipe: {key}", value] for key, value in recipe.items()]
-    return _table(["setting", "value"], rows, id="settings")
+    return html_table(["setting", "value"], rows, id="settings")
 
 
 def _summary_section(model) -> str:
-    summary = model.summary()
-    document = summary.to_dict()
-    rows = []
-    for row in document["rows"]:
-        field, jump = row["receptive_field"], row["jump"]
-        rows.append(
-            [
-                row["index"],
-                row["layer"],
-                row["output"],
-                row["formula"] or "",
-                f"{row['params']:,}",
-                f"{row['macs']:,}",
-                f"{row['connections']:,}",
-                "all" if field is None else f"{field[0]}x{field[1]}",
-                "" if jump is None else f"{jump[0]}x{jump[1]}",
-            ]
-        )
-    c, h, w = document["input_shape"]
-    table = _table(
-        [
-            "#",
-            "layer",
-            "output HxWxD",
-            "(I - F + 2P)/S + 1",
-            "params",
-            "multiply-adds",
-            "inputs/unit",
-            "receptive field",
-            "jump",
-        ],
-        rows,
-        numeric={0, 4, 5, 6},
-        id="summary",
-    )
-    totals = _table(["total", ""], [list(pair) for pair in summary.total_lines()], id="totals")
-    intro = (
-        f'<p class="note">Input {h}x{w}x{c}, per example (batch {document["batch"]}), '
-        f"float32. Receptive field and jump are on the input image.</p>"
-    )
-    return "\n".join([intro, table, totals])
+    return summary_html(model.summary())
 
 
 def _history_table(history: list[dict]) -> str:
@@ -233,7 +180,7 @@ def _history_table(history: list[dict]) -> str:
         for record in history
     ]
     headings = ["epoch", "train loss", "train acc", "val loss", "val acc", "lr", "seconds"]
-    return _table(headings, rows, numeric={0, 1, 2, 3, 4, 5, 6}, id="history")
+    return html_table(headings, rows, numeric={0, 1, 2, 3, 4, 5, 6}, id="history")
 
 
 def _equivariance_section(model) -> str:
@@ -266,7 +213,7 @@ def _equivariance_section(model) -> str:
         for row in result.rows
     ]
     headings = ["layer", "J", "RF", *(f"k={k}" for k in result.shifts)]
-    table = _table(headings, rows, numeric=set(range(1, len(headings))), id="equivariance")
+    table = html_table(headings, rows, numeric=set(range(1, len(headings))), id="equivariance")
     notes = [
         "* k is not a multiple of J: no whole shift of the output matches; compared with the "
         "closer of floor(k/J) and ceil(k/J) units.",
