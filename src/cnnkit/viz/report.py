@@ -25,7 +25,7 @@ from cnnkit.display import table as html_table
 from cnnkit.errors import CnnkitError
 from cnnkit.explain.equivariance import explain_equivariance
 from cnnkit.summary.html import summary_html
-from cnnkit.viz.figures import _figure_class, figure_png
+from cnnkit.viz.picture import _figure_class, figure_png
 from cnnkit.viz.run import build_figures, load_view
 
 STYLE = """

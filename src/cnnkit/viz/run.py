@@ -19,17 +19,15 @@ from cnnkit.atomic import write_bytes
 from cnnkit.errors import ConfigError, DataError
 from cnnkit.train.runfiles import read_history, read_settings
 from cnnkit.viz.figures import (
-    INSTALL,
-    _figure_class,
     confusion_figure,
     curves_figure,
     display_images,
     feature_maps,
     feature_maps_figure,
-    figure_png,
     filters_figure,
     misclassified_figure,
 )
+from cnnkit.viz.picture import INSTALL, _figure_class, figure_png
 
 # ---------------------------------------------------------------------------------------------
 # A run directory
