@@ -19,6 +19,14 @@ from cnnkit.errors import DataError
 from cnnkit.interop.onnx_support import first_line
 
 MIN_READ_OPSET = 11  # Pad's pads as an input; older files: onnx.version_converter
+# Ops computed while reading when all their inputs are constants (exporters compute pads and
+# shapes with them), and the largest constant they may make.
+FOLDED = frozenset(
+    "Add Cast Concat ConstantOfShape Div Identity Mul Neg Reshape Shape Slice Squeeze Sub "
+    "Transpose Unsqueeze".split()
+)
+BROADCASTING = frozenset({"Add", "Div", "Mul", "Sub"})
+MAX_FOLDED = 1 << 24
 
 
 def read_model(onnx, path, max_bytes: int):
@@ -90,25 +98,42 @@ class GraphView:
                     self.users[name].append(node)
 
     def _foldable(self, node) -> bool:
-        """A node that computes from constants only (PyTorch's exporter computes a Pad's
-        pads so): folded into a constant, as ONNX's reference evaluator computes it."""
+        """A node of a few shape and arithmetic ops that computes from constants only
+        (PyTorch's exporter computes a Pad's pads so): folded into a constant, as ONNX's
+        reference evaluator computes it, when the result stays small."""
         names = [name for name in node.input if name]
-        return bool(names) and all(name in self.constants for name in names)
+        if node.op_type not in FOLDED or not names or node.domain not in ("", "ai.onnx"):
+            return False
+        return all(name in self.constants for name in names)
 
     def _fold(self, node) -> None:
         from onnx.reference import ReferenceEvaluator
 
+        helper = self.onnx.helper
         feeds = {name: self.constants[name] for name in node.input if name}
+        label = f"ONNX node {node.name or node.output[0]!r} ({node.op_type})"
+        size = _folded_size(node.op_type, list(feeds.values()))
+        if size > MAX_FOLDED:
+            raise DataError(
+                f"{label} would compute a constant of {size:,} values from constants, more "
+                f"than the {MAX_FOLDED:,} cnnkit computes while reading a file"
+            )
+        inputs = [
+            helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+            for name, v in feeds.items()
+        ]
+        outputs = [helper.make_tensor_value_info(name, 0, None) for name in node.output if name]
+        graph = helper.make_graph([node], "fold", inputs, outputs)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
         try:
-            values = ReferenceEvaluator(node).run(None, feeds)
+            values = ReferenceEvaluator(model).run(None, feeds)
         except Exception as error:  # the evaluator's own errors: the node is malformed
             raise DataError(
-                f"ONNX node {node.name or node.output[0]!r} ({node.op_type}) computes from "
-                f"constants, but not as ONNX's reference evaluator reads it ({first_line(error)})"
+                f"{label} computes from constants, but not as ONNX's reference evaluator reads "
+                f"it ({first_line(error)})"
             ) from None
-        for name, value in zip(node.output, values, strict=False):
-            if name:
-                self.constants[name] = np.asarray(value)
+        for name, value in zip([n for n in node.output if n], values, strict=True):
+            self.constants[name] = np.asarray(value)
 
     def _constant_value(self, node) -> np.ndarray:
         attribute = node.attribute[0]
@@ -162,3 +187,15 @@ def _opset(model, path: Path) -> int:
             "with onnx.version_converter.convert_version(model, 17)"
         )
     return opset
+
+
+def _folded_size(op: str, values: list[np.ndarray]) -> int:
+    """How many values folding ``op`` makes, known before computing it."""
+    if op == "ConstantOfShape":
+        return int(np.prod(values[0].astype(np.int64))) if values[0].size else 1
+    if op in BROADCASTING:
+        try:
+            return int(np.prod(np.broadcast_shapes(*(v.shape for v in values))))
+        except ValueError:
+            return 0  # the evaluator says what is wrong
+    return sum(int(v.size) for v in values)

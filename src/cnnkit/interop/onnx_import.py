@@ -149,8 +149,8 @@ class _Reader:
                 f"{self.graph.path}: the two paths from ONNX value {value!r} do not meet at one "
                 "Add; cnnkit reads forks that join by Add (residual blocks)"
             )
-        if paths[0][1] != join.input[0] or not paths[0][0]:
-            paths.reverse()  # the body feeds the Add's first input, or is the non-empty path
+        if not paths[0][0] or (paths[1][0] and paths[0][1] != join.input[0]):
+            paths.reverse()  # the body is the non-empty path, or the one into input 0
         (body, _, _, _), (short, _, _, _) = paths
         block = Residual(Sequential(*body), Sequential(*short) if short else None)
         try:
@@ -188,7 +188,7 @@ class _Reader:
             return self.layer(after or node, view)
         if op in ("Add", "Div", "Constant"):
             raise self.unsupported(
-                node, f"an {op} of a constant is read only after a MatMul (Add) or a Sub (Div)"
+                node, f"{op} with a constant is read only after a MatMul (Add) or a Sub (Div)"
             )
         return self.layer(node, OnnxNode(self.graph, node, shape))
 
