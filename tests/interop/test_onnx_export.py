@@ -198,19 +198,23 @@ def test_circular_padding_needs_opset_19(tmp_path):
 
 
 class Scale(cnnkit.Layer):
-    """A user's layer with its own ONNX exporter (a Mul by a per-channel constant)."""
+    """A user's layer with its own ONNX exporter (a Mul by a per-channel weight it creates
+    once it knows its input)."""
 
-    def __init__(self, value=2.0):
-        self.value = value
+    def __init__(self, init=2.0):
+        self.init = init
+
+    def build(self, input_shape):
+        self.weight = cnnkit.Parameter(np.full(input_shape[1], self.init, self.dtype), "weight")
 
     def forward(self, x):
-        return x * np.float32(self.value)
+        return x * self.weight.data[:, None, None]
 
     def backward(self, dy):
-        return dy * np.float32(self.value)
+        return dy * self.weight.data[:, None, None]
 
     def onnx_nodes(self, graph, x):
-        factor = graph.add_initializer(np.full((1,), self.value), "value")
+        factor = graph.add_initializer(self.weight.data.reshape(-1, 1, 1), "weight")
         return graph.add_node("Mul", [x, factor])
 
 
@@ -232,9 +236,10 @@ class DoubledReLU(cnnkit.ReLU):
 
 
 def test_a_users_layer_with_the_hook_exports(tmp_path):
-    model = cnnkit.Sequential(cnnkit.ReLU(), Scale(3.0), input_shape=(1, 4, 4))
+    model = cnnkit.Sequential(cnnkit.ReLU(), Scale(3.0), input_shape=(2, 4, 4))
+    path = export_onnx(model, tmp_path / "s.onnx")  # builds the model first
+    assert "1.weight" in {t.name for t in onnx.load(os.fspath(path)).graph.initializer}
     x = images(model, 2)
-    path = export_onnx(model, tmp_path / "s.onnx")
     assert relative_error(model.forward(x), run_onnx(path, x)) <= TOLERANCE
 
 

@@ -40,8 +40,8 @@ def export_onnx(model, path, input_shape=None, *, opset: int | None = None) -> P
     onnx = require_onnx()
     opset = checked_opset(onnx, opset)
     shape = _input_shape(model, input_shape)
+    model.build((1, *shape))  # a layer that waits for its input shape creates its weights
     _check_float32(model)
-    model.build((1, *shape))
     graph = OnnxGraph(onnx, opset, shape)
     y = graph.emit(model, "input")
     proto = _model(onnx, graph, shape, y)
