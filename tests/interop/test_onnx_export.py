@@ -140,6 +140,25 @@ def test_other_opsets(opset, tmp_path):
     assert relative_error(model.forward(x), run_onnx(path, x)) <= TOLERANCE
 
 
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_ceil_mode_where_the_last_window_would_start_in_the_padding(kind, tmp_path):
+    """5 rows, F=2, S=2, P=1: rounding up would give 4 windows, but the 4th would start in the
+    bottom padding, so PyTorch (and cnnkit) count 3; before opset 22 ONNX's shape inference
+    would say 4, so the file says ceil_mode=0, which counts 3 too."""
+    model = cnnkit.from_spec(
+        f"INPUT(2x5x5) - POOL({kind}, F=2, S=2, P=1, ceil=true) - FC(3)",
+        rng=np.random.default_rng(0),
+    ).eval()
+    path = export_onnx(model, tmp_path / "p.onnx")
+    proto = onnx.load(os.fspath(path))
+    onnx.checker.check_model(proto, full_check=True)  # the Gemm after it reads 2*3*3 values
+    pool = next(node for node in proto.graph.node if node.op_type.endswith("Pool"))
+    assert onnx.helper.get_node_attr_value(pool, "ceil_mode") == 0
+    x = images(model, 5)
+    assert relative_error(model.forward(x), run_onnx(path, x)) <= TOLERANCE
+    assert import_onnx(path).output_shape((1, 2, 5, 5)) == (1, 3)
+
+
 def test_ceil_mode_on_one_axis_needs_opset_22(tmp_path):
     model = cnnkit.from_spec(
         "INPUT(2x5x6) - POOL(max, F=2x3, S=2, P=1, ceil=true) - FC(3)",
@@ -228,6 +247,13 @@ class Plain(cnnkit.Layer):
         return dy
 
 
+class Broken(Plain):
+    """A user's exporter that writes a node ONNX does not know."""
+
+    def onnx_nodes(self, graph, x):
+        return graph.add_node("NoSuchOp", [x])
+
+
 class DoubledReLU(cnnkit.ReLU):
     """A subclass that computes differently from the class whose exporter it inherits."""
 
@@ -271,6 +297,11 @@ def test_layers_without_an_exporter_are_refused_by_name_and_path(tmp_path):
         ConfigError, match=r"^layer 0 \(DoubledReLU\): its forward differs from ReLU's"
     ):
         export_onnx(inherited, tmp_path / "x.onnx")
+    broken = cnnkit.Sequential(cnnkit.ReLU(), Broken(), input_shape=(1, 4, 4))
+    with pytest.raises(
+        ConfigError, match=r"^export_onnx: the graph the layers wrote fails ONNX's checker \("
+    ):
+        export_onnx(broken, tmp_path / "x.onnx")
     assert not list(tmp_path.iterdir())  # nothing written, no temporary file left
 
 

@@ -47,7 +47,7 @@ def export_onnx(model, path, input_shape=None, *, opset: int | None = None) -> P
     proto = _model(onnx, graph, shape, y)
     try:
         onnx.checker.check_model(proto, full_check=True)
-    except onnx.checker.ValidationError as error:
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         raise ConfigError(
             f"export_onnx: the graph the layers wrote fails ONNX's checker ({first_line(error)}); "
             "check the onnx_nodes() methods of the model's own layers"

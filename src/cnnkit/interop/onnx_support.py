@@ -19,6 +19,7 @@ def require_onnx():
     try:
         import onnx
         import onnx.numpy_helper
+        import onnx.shape_inference
     except ImportError:
         raise ConfigError(
             "ONNX export and import need the onnx package, which is not installed; "
