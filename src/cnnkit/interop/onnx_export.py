@@ -26,7 +26,7 @@ def export_onnx(model, path, input_shape=None, *, opset: int | None = None) -> P
     ``input_shape`` is (C, H, W), by default the model's own ``input_shape`` (``from_spec``
     and ``load_run`` set it). The graph's input is ``input``, float32 (N, C, H, W) with a
     dynamic batch axis ``N``; its output ``logits``. ``opset`` is the ONNX operator set,
-    by default 19 (onnxruntime 1.15 and later run it; circular padding needs 19, Pad's
+    by default 19 (onnxruntime 1.18 and later run it; circular padding needs 19, Pad's
     ``wrap`` mode). The file holds what the model computes in evaluation mode: Dropout is left
     out, BatchNorm is ``BatchNormalization`` with the running statistics, a padding mode other
     than zeros is a ``Pad`` before the ``Conv``, Normalize is ``Sub`` and ``Div``.

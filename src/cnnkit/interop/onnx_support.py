@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cnnkit.errors import ConfigError
 
-DEFAULT_OPSET = 19  # Pad's "wrap" mode (circular padding) needs 19; onnxruntime 1.15+ runs it
+DEFAULT_OPSET = 19  # Pad's "wrap" mode (circular padding) needs 19; onnxruntime 1.18+ runs it
 MIN_OPSET = 13  # Pad, Dropout, Softmax and Flatten as cnnkit writes them
 MAX_BYTES = 1 << 30  # import_onnx refuses larger files before reading them (1 GiB)
 
