@@ -40,6 +40,10 @@ class _Elementwise(Layer):
     def get_config(self) -> dict:
         return {}
 
+    @classmethod
+    def from_onnx(cls, node):  # ONNX (cnnkit.interop): the op in onnx_ops, no attributes
+        return node.build(cls)
+
     def output_shape(self, input_shape):
         return tuple(input_shape)
 
@@ -52,6 +56,11 @@ class _Elementwise(Layer):
 @register_layer("RELU")
 class ReLU(_Elementwise):
     """max(x, 0), any shape; the output shape is the input shape."""
+
+    onnx_ops = ("Relu",)
+
+    def onnx_nodes(self, graph, x):
+        return graph.add_node("Relu", [x])
 
     def forward(self, x):
         engine = current()
@@ -75,6 +84,14 @@ class LeakyReLU(_Elementwise):
     """x where x > 0, ``negative_slope * x`` elsewhere (``torch.nn.LeakyReLU``)."""
 
     spec_args = (Arg("negative_slope", "slope", Number(), 0.01, positional=True),)
+    onnx_ops = ("LeakyRelu",)
+
+    def onnx_nodes(self, graph, x):
+        return graph.add_node("LeakyRelu", [x], alpha=self.negative_slope)
+
+    @classmethod
+    def from_onnx(cls, node):
+        return node.build(cls, node.attr("alpha", 0.01))
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         if isinstance(negative_slope, bool) or not isinstance(negative_slope, int | float):
@@ -110,6 +127,9 @@ class _Smooth(_Elementwise):
     keeps_output = True
     function = ""
 
+    def onnx_nodes(self, graph, x):
+        return graph.add_node(self.onnx_ops[0], [x])
+
     def forward(self, x):
         engine = current()
         y = getattr(engine, f"{self.function}_forward")(self._checked(x))
@@ -126,6 +146,7 @@ class Sigmoid(_Smooth):
     """1 / (1 + e^-x), into (0, 1) (``torch.nn.Sigmoid``)."""
 
     function = "sigmoid"
+    onnx_ops = ("Sigmoid",)
 
     def explain(self, input_shape) -> str:
         return (
@@ -139,6 +160,7 @@ class Tanh(_Smooth):
     """tanh(x), into (-1, 1) (``torch.nn.Tanh``)."""
 
     function = "tanh"
+    onnx_ops = ("Tanh",)
 
     def explain(self, input_shape) -> str:
         return (

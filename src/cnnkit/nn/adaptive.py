@@ -24,6 +24,18 @@ class AdaptiveAvgPool2d(Layer):
     """Mean over adaptive windows to ``output_size`` (an int or an (h, w) pair)."""
 
     spec_args = (Arg("output_size", "out", Size(), 1),)
+    onnx_ops = ("GlobalAveragePool",)
+
+    def onnx_nodes(self, graph, x):  # ONNX (cnnkit.interop): an AveragePool unless 1x1
+        if self.output_size == (1, 1):
+            return graph.add_node("GlobalAveragePool", [x])
+        return graph.add_node(
+            "AveragePool", [x], **graph.uniform_windows(self, x, self.output_size)
+        )
+
+    @classmethod
+    def from_onnx(cls, node):
+        return node.build(cls, 1)
 
     def __init__(self, output_size=1) -> None:
         try:

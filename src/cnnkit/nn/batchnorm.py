@@ -190,6 +190,20 @@ class _BatchNorm(Layer):
         keep(self._local.call, engine, saved)
         return y
 
+    def onnx_nodes(self, graph, x):  # ONNX (cnnkit.interop): BatchNormalization, inference
+        if self.running_mean is None:
+            raise graph.refusal(self, _NO_RUNNING_STATS)
+        ones = np.ones(self.num_features, self.dtype)
+        inputs = [x, *graph.add_arrays(self, "weight", "bias")]
+        if self.weight is None:  # affine=False: scale 1, shift 0
+            inputs += [
+                graph.add_initializer(ones, "weight"),
+                graph.add_initializer(0 * ones, "bias"),
+            ]
+        inputs += graph.add_arrays(self, "running_mean", "running_var")
+        momentum = 1 - (0.1 if self.momentum is None else self.momentum)  # ONNX keeps 1 - m
+        return graph.add_node("BatchNormalization", inputs, epsilon=self.eps, momentum=momentum)
+
     def _layout_text(self) -> str:
         return " or ".join(self._layouts.values())
 
@@ -266,6 +280,17 @@ class BatchNorm2d(_BatchNorm):
 
     _layouts: ClassVar[dict[int, str]] = {4: "(N, C, H, W)"}
     spec_example = "BN"
+    onnx_ops = ("BatchNormalization",)
+
+    @classmethod
+    def from_onnx(cls, node):  # BatchNorm2d on volumes, BatchNorm1d on (N, C) and (N, C, L)
+        if node.attr("training_mode", 0):
+            raise node.refuse("training_mode=1 normalises with batch statistics; export in eval")
+        scale, bias, mean, var = (node.constant(index) for index in range(1, 5))
+        kind = cls if len(node.input_shape) == 4 else BatchNorm1d
+        momentum = round(1 - node.attr("momentum", 0.9), 6)
+        layer = node.build(kind, scale.size, eps=node.attr("epsilon", 1e-5), momentum=momentum)
+        return node.load(layer, weight=scale, bias=bias, running_mean=mean, running_var=var)
 
     def _wrong_rank(self, shape) -> str:
         if len(shape) == 2:
@@ -291,6 +316,13 @@ class BatchNorm1d(_BatchNorm):
                 f"(BatchNorm2d({shape[1]})) for (N, C, H, W) volumes"
             )
         return super()._wrong_rank(shape)
+
+
+_NO_RUNNING_STATS = (
+    "without running statistics (track_running_stats=False) it normalises every batch with its "
+    "own, which ONNX's BatchNormalization in inference form cannot; build it with "
+    "track_running_stats=True and train it"
+)
 
 
 def _checked_eps(owner: str, eps) -> float:

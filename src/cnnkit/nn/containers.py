@@ -65,6 +65,11 @@ class Sequential(Layer):
     def get_config(self) -> dict:
         return {}
 
+    def onnx_nodes(self, graph, x):  # ONNX (cnnkit.interop): its layers' nodes in order
+        for index, layer in enumerate(self.layers):
+            x = graph.emit(layer, x, str(index))
+        return x
+
     def build(self, input_shape: tuple[int, ...]) -> None:
         """Build every layer that waits for its input shape, passing the shapes along; a
         layer given no dtype of its own builds in the model's (the first input's)."""

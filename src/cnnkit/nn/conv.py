@@ -302,3 +302,25 @@ class Conv2d(WeightedLayer):
             f"{oh * ow} units of a depth slice share one filter: {shared:,} parameters, "
             f"{self.unshared_parameters(input_shape):,} without sharing."
         )
+
+    # -- ONNX (cnnkit.interop): one Conv; a padding mode other than zeros is a Pad before it --
+    onnx_ops = ("Conv",)
+
+    def onnx_nodes(self, graph, x):
+        attributes = graph.window(self, x)
+        if self.padding_mode != "zeros":
+            x = graph.pad(self, x, self.sides, self.padding_mode)
+            attributes["pads"] = [0, 0, 0, 0]
+        inputs = [x, *graph.add_arrays(self, "weight", "bias")]
+        return graph.add_node("Conv", inputs, group=self.groups, **attributes)
+
+    @classmethod
+    def from_onnx(cls, node):
+        w, b = node.constant(1), node.constant(2, optional=True)
+        groups = int(node.attr("group", 1))
+        window = node.window(w.shape[2:])
+        c, d, mode = groups * w.shape[1], w.shape[0], node.padding_mode
+        layer = node.build(
+            cls, c, d, groups=groups, bias=b is not None, padding_mode=mode, **window
+        )
+        return node.load(layer, weight=w, bias=b)

@@ -84,6 +84,9 @@ class _Dropout(Layer):
     def get_config(self) -> dict:
         return {"p": self.p}
 
+    def onnx_nodes(self, graph, x):  # ONNX (cnnkit.interop): the identity, nothing written
+        return x
+
     def extra_repr(self) -> str:
         return "" if self.p == 0.5 else f"p={self.p!r}"
 
@@ -148,6 +151,12 @@ class Dropout(_Dropout):
     """
 
     spec_example = "DROPOUT(0.5)"
+    onnx_ops = ("Dropout",)
+
+    @classmethod
+    def from_onnx(cls, node):  # the ratio is an input from opset 12, an attribute before
+        ratio = node.constant(1, optional=True)
+        return node.build(cls, float(node.attr("ratio", 0.5) if ratio is None else ratio))
 
     def explain(self, input_shape) -> str:
         values = math.prod(input_shape[1:])

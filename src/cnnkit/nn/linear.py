@@ -121,3 +121,15 @@ class Linear(WeightedLayer):
             f"{self.in_features:,} inputs plus a bias (no sparsity, no sharing): "
             f"{self.out_features}*({self.in_features} + 1) = {count:,} parameters."
         )
+
+    # -- ONNX (cnnkit.interop): Gemm with transB=1; reads Gemm and MatMul (+ Add) -----------
+    onnx_ops = ("Gemm", "MatMul")
+
+    def onnx_nodes(self, graph, x):
+        return graph.add_node("Gemm", [x, *graph.add_arrays(self, "weight", "bias")], transB=1)
+
+    @classmethod
+    def from_onnx(cls, node):
+        w, b = node.linear_weights()  # (out, in) and (out,) or None
+        layer = node.build(cls, w.shape[1], w.shape[0], bias=b is not None)
+        return node.load(layer, weight=w, bias=b)

@@ -30,6 +30,17 @@ class Normalize(Layer):
         Arg("std", "std", Numbers(), meaning="per-channel standard deviation"),
     )
     spec_example = "NORMALIZE(mean=0.5, std=0.25)"
+    onnx_ops = ("Sub",)
+
+    def onnx_nodes(self, graph, x):  # ONNX (cnnkit.interop): Sub and Div by (C, 1, 1)
+        mean = graph.add_initializer(self.mean.reshape(-1, 1, 1), "mean")
+        std = graph.add_initializer(self.std.reshape(-1, 1, 1), "std")
+        return graph.add_node("Div", [graph.add_node("Sub", [x, mean]), std])
+
+    @classmethod
+    def from_onnx(cls, node):  # a Sub, and the Div after it when there is one
+        mean = node.channel_constant(1)
+        return node.build(cls, mean, np.ones_like(mean) if node.divisor is None else node.divisor)
 
     def __init__(self, mean, std, *, dtype=np.float32) -> None:
         mean = np.asarray(mean, dtype=np.float64).reshape(-1)

@@ -163,6 +163,12 @@ class _Pool2d(Layer):
         found.problems = getattr(error, "problems", ())
         return found
 
+    def onnx_nodes(self, graph, x):  # ONNX (cnnkit.interop): MaxPool or AveragePool
+        attributes = graph.window(self, x, ceil_mode=True)
+        if self.kind == "avg":
+            attributes["count_include_pad"] = int(self.count_include_pad)
+        return graph.add_node(self.onnx_ops[0], [x], **attributes)
+
     def _forward(self, engine, x, workspace):
         raise NotImplementedError
 
@@ -219,6 +225,12 @@ class MaxPool2d(_Pool2d):
     """
 
     kind = "max"
+    onnx_ops = ("MaxPool",)
+
+    @classmethod
+    def from_onnx(cls, node):
+        window = node.window(node.attr("kernel_shape"))
+        return node.build(cls, **window, ceil_mode=bool(node.attr("ceil_mode", 0)))
 
     def __init__(
         self,
@@ -270,6 +282,16 @@ class AvgPool2d(_Pool2d):
     PyTorch's default) or not; with ``ceil_mode`` positions past the padding never count."""
 
     kind = "avg"
+    onnx_ops = ("AveragePool",)
+
+    @classmethod
+    def from_onnx(cls, node):  # after an explicit zero Pad, the padding counts
+        window = node.window(node.attr("kernel_shape"), dilation=False)
+        counts = (
+            node.padded or bool(node.attr("count_include_pad", 0)) or not any(window["padding"])
+        )
+        ceil_mode = bool(node.attr("ceil_mode", 0))
+        return node.build(cls, **window, ceil_mode=ceil_mode, count_include_pad=counts)
 
     def __init__(
         self,

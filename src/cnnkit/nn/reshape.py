@@ -32,6 +32,28 @@ class Flatten(Layer):
     def get_config(self) -> dict:
         return {"start_dim": self.start_dim, "end_dim": self.end_dim}
 
+    # -- ONNX (cnnkit.interop): Flatten(axis=1), or a Reshape; reads both to (N, -1) ---------
+    onnx_ops = ("Flatten", "Reshape")
+
+    def onnx_nodes(self, graph, x):
+        shape = graph.shape(x)
+        start, end = self._axes(len(shape))
+        if (start, end) == (1, len(shape) - 1):
+            return graph.add_node("Flatten", [x], axis=1)
+        target = graph.add_initializer([0] * start + [-1, *shape[end + 1 :]], "shape")
+        return graph.add_node("Reshape", [x, target])
+
+    @classmethod
+    def from_onnx(cls, node):
+        if node.op == "Flatten":
+            if node.attr("axis", 1) != 1:
+                raise node.refuse("only axis=1 (keep the batch axis, merge the rest) is read")
+            return node.build(cls)
+        size, target = math.prod(node.input_shape[1:]), node.constant(1).astype(int).tolist()
+        if len(target) != 2 or target[0] < -1 or target[1] not in (-1, size) or target == [-1, -1]:
+            raise node.refuse(f"reshapes to {target}; cnnkit reads a Reshape to (N, -1) only")
+        return node.build(cls)
+
     def extra_repr(self) -> str:
         if (self.start_dim, self.end_dim) == (1, -1):
             return ""

@@ -72,6 +72,11 @@ class Residual(Layer):
     def get_config(self) -> dict:
         return {"body": self.body, "shortcut": self.shortcut}
 
+    def onnx_nodes(self, graph, x):  # ONNX (cnnkit.interop): both branches, then an Add
+        y = graph.emit(self.body, x, "body")
+        side = x if self.shortcut is None else graph.emit(self.shortcut, x, "shortcut")
+        return graph.add_node("Add", [y, side])
+
     def extra_repr(self) -> str:
         return ""
 
