@@ -28,6 +28,13 @@ class _Elementwise(Layer):
     spec_args = ()
     keeps_output = False  # True: backward needs y (a float per element), else a bool mask
 
+    def torch_module(self, convert):
+        return convert.torch_layer(self)
+
+    @classmethod
+    def from_torch_module(cls, module, convert):
+        return cls(**convert.arguments(cls, module))
+
     def _checked(self, x):
         if (type(x) is not np.ndarray and not is_array(x)) or x.dtype.kind != "f":
             got = x.dtype if is_array(x) else type(x).__name__
@@ -53,6 +60,8 @@ class _Elementwise(Layer):
 class ReLU(_Elementwise):
     """max(x, 0), any shape; the output shape is the input shape."""
 
+    torch_classes = ("ReLU",)
+
     def forward(self, x):
         engine = current()
         y, passes = engine.relu_forward(self._checked(x), self._local.workspace)
@@ -73,6 +82,8 @@ class ReLU(_Elementwise):
 @register_layer("LEAKYRELU")
 class LeakyReLU(_Elementwise):
     """x where x > 0, ``negative_slope * x`` elsewhere (``torch.nn.LeakyReLU``)."""
+
+    torch_classes = ("LeakyReLU",)
 
     spec_args = (Arg("negative_slope", "slope", Number(), 0.01, positional=True),)
 
@@ -125,6 +136,8 @@ class _Smooth(_Elementwise):
 class Sigmoid(_Smooth):
     """1 / (1 + e^-x), into (0, 1) (``torch.nn.Sigmoid``)."""
 
+    torch_classes = ("Sigmoid",)
+
     function = "sigmoid"
 
     def explain(self, input_shape) -> str:
@@ -137,6 +150,8 @@ class Sigmoid(_Smooth):
 @register_layer("TANH")
 class Tanh(_Smooth):
     """tanh(x), into (-1, 1) (``torch.nn.Tanh``)."""
+
+    torch_classes = ("Tanh",)
 
     function = "tanh"
 

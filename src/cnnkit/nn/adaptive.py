@@ -24,6 +24,14 @@ class AdaptiveAvgPool2d(Layer):
     """Mean over adaptive windows to ``output_size`` (an int or an (h, w) pair)."""
 
     spec_args = (Arg("output_size", "out", Size(), 1),)
+    torch_classes = ("AdaptiveAvgPool2d",)
+
+    def torch_module(self, convert):
+        return convert.torch_layer(self)
+
+    @classmethod
+    def from_torch_module(cls, module, convert):
+        return cls(**convert.arguments(cls, module))
 
     def __init__(self, output_size=1) -> None:
         try:

@@ -30,6 +30,15 @@ class Normalize(Layer):
         Arg("std", "std", Numbers(), meaning="per-channel standard deviation"),
     )
     spec_example = "NORMALIZE(mean=0.5, std=0.25)"
+    torch_classes = ("cnnkit.interop.torch_modules.Normalize",)
+
+    def torch_module(self, convert):
+        """A module with buffers ``mean`` and ``std`` of shape (C,), as here."""
+        return convert.torch_class(self)(self.mean, self.std)
+
+    @classmethod
+    def from_torch_module(cls, module, convert):
+        return cls(**convert.arguments(cls, module))
 
     def __init__(self, mean, std, *, dtype=np.float32) -> None:
         mean = np.asarray(mean, dtype=np.float64).reshape(-1)
