@@ -47,19 +47,47 @@ from cnnkit.train.header import RESUME_FIELDS
 from cnnkit.train.recipe import EpochRecord, Recipe
 
 
+def positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
 def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", metavar="RUN", help="the cnnkit run directory to start from")
     parser.add_argument("--data", help="data source (default: the run's own)")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=positive(int), default=2)
     parser.add_argument("--out", required=True, metavar="NEW", help="the new run directory")
-    parser.add_argument("--lr", type=float, help="default: a tenth of the run's peak lr")
-    parser.add_argument("--batch-size", type=int, help="per process (default: run's / world)")
+    parser.add_argument("--lr", type=positive(float), help="default: a tenth of the run's")
+    parser.add_argument(
+        "--batch-size", type=positive(int), help="per process (default: run's / world)"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, help="use only the first N training examples")
+    parser.add_argument(
+        "--limit", type=positive(int), help="use only the first N training examples"
+    )
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best")
     parser.add_argument("--force", action="store_true", help="replace a run in NEW")
     return parser.parse_args(argv)
+
+
+def check_out(new: Path, force: bool) -> None:
+    """Refuse, on every process, a NEW that holds a run (as rank 0 sees it), before training."""
+    problem = None
+    if dist.get_rank() == 0 and not force and new.is_dir():
+        present = rundir.run_files(new, trained=True)
+        problem = (
+            f"{new} already holds a run ({', '.join(present)}); pass --force" if present else None
+        )
+    found = [problem]
+    dist.broadcast_object_list(found, src=0)
+    if found[0] is not None:
+        raise TrainingError(found[0])
 
 
 def log(*parts) -> None:
@@ -202,7 +230,7 @@ def write_run(new: Path, network, header, recipe, records, best, force: bool) ->
     rundir.prepare(new)
     with rundir.RunLock(new):
         present = rundir.run_files(new, trained=True)
-        if present and not force:
+        if present and not force:  # a run written there while this one trained
             raise TrainingError(f"{new} already holds a run ({', '.join(present)}); pass --force")
         rundir.remove_run(new)
         rundir.remove_temporaries(new)
@@ -261,6 +289,7 @@ def main(argv=None) -> int:
         torch.cuda.set_device(device)
     torch.manual_seed(args.seed)
     try:
+        check_out(Path(args.out), args.force)
         network, header, splits, recipe = load(args)
         log(
             f"world size {dist.get_world_size()} (backend {dist.get_backend()}, "

@@ -159,3 +159,18 @@ def test_a_failed_write_leaves_the_old_file(run, tmp_path, capsys, monkeypatch):
     )
     assert path.read_bytes() == b"the previous export"
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt2"]
+
+
+def test_the_last_checkpoint_on_request(run, tmp_path, capsys):
+    path = tmp_path / "last.pt2"
+    argv = ["export", run, "--format", "torch", "--out", str(path), "--checkpoint", "last"]
+    assert cli.main(argv) == 0
+    assert (
+        f": PyTorch program (torch.export) of last.npz of {run} (epoch 1)"
+        in capsys.readouterr().out
+    )
+    program = torch.export.load(str(path)).module()
+    model, header = load_run(run, "last")
+    images = run_data(header)[0].test_images[:5]
+    theirs = program(torch.from_numpy(images)).detach().numpy()
+    np.testing.assert_allclose(theirs, predict(model, images), rtol=1e-5, atol=1e-5)

