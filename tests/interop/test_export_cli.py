@@ -172,5 +172,5 @@ def test_the_last_checkpoint_on_request(run, tmp_path, capsys):
     program = torch.export.load(str(path)).module()
     model, header = load_run(run, "last")
     images = run_data(header)[0].test_images[:5]
-    theirs = program(torch.from_numpy(images)).detach().numpy()
+    theirs = program(torch.tensor(images)).detach().numpy()
     np.testing.assert_allclose(theirs, predict(model, images), rtol=1e-5, atol=1e-5)

@@ -3,6 +3,8 @@ evaluation outputs, one training step's gradients parameter by parameter, the ru
 statistics after it, and the model that comes back. Each network is trained a few steps first,
 so BatchNorm's statistics are not the initial ones."""
 
+import io
+
 import numpy as np
 import pytest
 
@@ -134,3 +136,13 @@ def test_a_layer_used_twice_stays_one_module():
     assert module[1] is module[2]
     back = cnnkit.from_torch(module, (1, 5, 5))
     assert back[1] is back[2]
+
+
+def test_the_torch_module_pickles_and_loads_back(trained):
+    _, model, shape = trained
+    buffer = io.BytesIO()
+    torch.save(cnnkit.to_torch(model), buffer)
+    buffer.seek(0)
+    module = torch.load(buffer, weights_only=False)
+    x = np.random.default_rng(8).standard_normal((2, *shape)).astype(np.float32)
+    assert eval_errors(model, module, x) <= 1e-5
