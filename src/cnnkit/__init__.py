@@ -64,6 +64,19 @@ from cnnkit.optim import SGD, Adam, AdamW, make_optimizer, make_schedule
 from cnnkit.summary import summarize
 from cnnkit.train import Recipe, fit, load_run
 
+# Conversions (the torch and onnx extras), loaded on first use: importing cnnkit imports
+# neither torch nor onnx.
+_INTEROP = ("export_onnx", "from_torch", "import_onnx", "to_torch")
+
+
+def __getattr__(name: str):
+    if name in _INTEROP:
+        from cnnkit import interop
+
+        return getattr(interop, name)
+    raise AttributeError(f"module 'cnnkit' has no attribute {name!r}")
+
+
 __all__ = [
     "ARCHITECTURES",
     "SGD",
@@ -103,9 +116,12 @@ __all__ = [
     "architecture_of",
     "enable_grad",
     "engine_name",
+    "export_onnx",
     "fit",
     "from_spec",
+    "from_torch",
     "gradcheck",
+    "import_onnx",
     "lecture_network",
     "lecture_spec",
     "load_dataset",
@@ -118,5 +134,6 @@ __all__ = [
     "register_layer",
     "summarize",
     "to_spec",
+    "to_torch",
     "use_engine",
 ]

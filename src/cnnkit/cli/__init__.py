@@ -16,6 +16,7 @@ import time
 from cnnkit.cli.args import Parser, import_user_module
 from cnnkit.cli.evaluate import add_evaluate_parsers
 from cnnkit.cli.explain import add_explain_parser
+from cnnkit.cli.export import add_export_parser
 from cnnkit.cli.summary import add_summary_parsers
 from cnnkit.cli.train import add_train_parser
 from cnnkit.cli.viz import add_viz_parsers
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=run_demo)
     add_train_parser(commands)
     add_evaluate_parsers(commands)
+    add_export_parser(commands)
     add_summary_parsers(commands)
     add_explain_parser(commands)
     add_viz_parsers(commands)

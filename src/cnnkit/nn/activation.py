@@ -28,6 +28,13 @@ class _Elementwise(Layer):
     spec_args = ()
     keeps_output = False  # True: backward needs y (a float per element), else a bool mask
 
+    def torch_module(self, convert):
+        return convert.torch_layer(self)
+
+    @classmethod
+    def from_torch_module(cls, module, convert):
+        return cls(**convert.arguments(cls, module))
+
     def _checked(self, x):
         if (type(x) is not np.ndarray and not is_array(x)) or x.dtype.kind != "f":
             got = x.dtype if is_array(x) else type(x).__name__
@@ -62,6 +69,8 @@ class ReLU(_Elementwise):
     def onnx_nodes(self, graph, x):
         return graph.add_node("Relu", [x])
 
+    torch_classes = ("ReLU",)
+
     def forward(self, x):
         engine = current()
         y, passes = engine.relu_forward(self._checked(x), self._local.workspace)
@@ -82,6 +91,8 @@ class ReLU(_Elementwise):
 @register_layer("LEAKYRELU")
 class LeakyReLU(_Elementwise):
     """x where x > 0, ``negative_slope * x`` elsewhere (``torch.nn.LeakyReLU``)."""
+
+    torch_classes = ("LeakyReLU",)
 
     spec_args = (Arg("negative_slope", "slope", Number(), 0.01, positional=True),)
     onnx_ops = ("LeakyRelu",)
@@ -145,6 +156,8 @@ class _Smooth(_Elementwise):
 class Sigmoid(_Smooth):
     """1 / (1 + e^-x), into (0, 1) (``torch.nn.Sigmoid``)."""
 
+    torch_classes = ("Sigmoid",)
+
     function = "sigmoid"
     onnx_ops = ("Sigmoid",)
 
@@ -158,6 +171,8 @@ class Sigmoid(_Smooth):
 @register_layer("TANH")
 class Tanh(_Smooth):
     """tanh(x), into (-1, 1) (``torch.nn.Tanh``)."""
+
+    torch_classes = ("Tanh",)
 
     function = "tanh"
     onnx_ops = ("Tanh",)

@@ -37,6 +37,15 @@ class AdaptiveAvgPool2d(Layer):
     def from_onnx(cls, node):
         return node.build(cls, 1)
 
+    torch_classes = ("AdaptiveAvgPool2d",)
+
+    def torch_module(self, convert):
+        return convert.torch_layer(self)
+
+    @classmethod
+    def from_torch_module(cls, module, convert):
+        return cls(**convert.arguments(cls, module))
+
     def __init__(self, output_size=1) -> None:
         try:
             self.output_size = Size().read(output_size, repr(output_size), "output_size")

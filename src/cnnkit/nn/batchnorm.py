@@ -106,6 +106,13 @@ class _BatchNorm(Layer):
             self.register_buffer("running_var", np.ones(shape, self.dtype))
             self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
 
+    def torch_module(self, convert):
+        return convert.torch_layer(self)
+
+    @classmethod
+    def from_torch_module(cls, module, convert):
+        return cls(**convert.arguments(cls, module))
+
     def reset_running_stats(self) -> None:
         """Running mean 0, variance 1, no batches seen (in place)."""
         if self.track_running_stats:
@@ -292,6 +299,8 @@ class BatchNorm2d(_BatchNorm):
         layer = node.build(kind, scale.size, eps=node.attr("epsilon", 1e-5), momentum=momentum)
         return node.load(layer, weight=scale, bias=bias, running_mean=mean, running_var=var)
 
+    torch_classes = ("BatchNorm2d",)
+
     def _wrong_rank(self, shape) -> str:
         if len(shape) == 2:
             return (
@@ -308,6 +317,7 @@ class BatchNorm1d(_BatchNorm):
 
     _layouts: ClassVar[dict[int, str]] = {2: "(N, C)", 3: "(N, C, L)"}
     spec_example = "BN1D"
+    torch_classes = ("BatchNorm1d",)
 
     def _wrong_rank(self, shape) -> str:
         if len(shape) == 4:

@@ -32,6 +32,15 @@ class Sequential(Layer):
         self.input_shape = None if input_shape is None else tuple(input_shape)
         self.built = all(layer.built for layer in self.layers)
 
+    torch_classes = ("Sequential",)
+
+    def torch_module(self, convert):
+        return convert.torch_class(self)(*(convert(layer) for layer in self.layers))
+
+    @classmethod
+    def from_torch_module(cls, module, convert):
+        return cls(*(convert(child) for child in module))  # each use, repeats included
+
     def named_children(self) -> Iterator[tuple[str, Layer]]:
         for index, layer in enumerate(self.layers):
             yield str(index), layer

@@ -76,6 +76,7 @@ class Conv2d(WeightedLayer):
         Arg("rounding", "round", Choice("strict", "floor"), "strict"),
     )
     spec_example = "CONV(D=16, F=3)"
+    torch_classes = ("Conv2d",)
 
     def __init__(
         self,
@@ -130,6 +131,16 @@ class Conv2d(WeightedLayer):
                 )
             ]
         return []
+
+    def torch_module(self, convert):
+        """``torch.nn.Conv2d`` of the same config (``rounding`` only ever refuses sizes)."""
+        return convert.torch_layer(self, drop=("rounding",))
+
+    @classmethod
+    def from_torch_module(cls, module, convert):
+        return convert.rounded(
+            lambda rounding: cls(**convert.arguments(cls, module), rounding=rounding)
+        )
 
     def get_config(self) -> dict:
         return {

@@ -76,6 +76,14 @@ class _Dropout(Layer):
     spec_args = (Arg("p", "p", Probability(), 0.5, positional=True, meaning="drop probability"),)
     per_channel = False  # Dropout2d: one decision per depth slice (n, c)
 
+    def torch_module(self, convert):
+        """The same dropout (its masks drawn by torch's generator, not this layer's)."""
+        return convert.torch_layer(self)
+
+    @classmethod
+    def from_torch_module(cls, module, convert):
+        return cls(**convert.arguments(cls, module))
+
     def __init__(self, p: float = 0.5, rng=None) -> None:
         owner = type(self).__name__
         self.p = _probability(owner, p)
@@ -158,6 +166,8 @@ class Dropout(_Dropout):
         ratio = node.constant(1, optional=True)
         return node.build(cls, float(node.attr("ratio", 0.5) if ratio is None else ratio))
 
+    torch_classes = ("Dropout",)
+
     def explain(self, input_shape) -> str:
         values = math.prod(input_shape[1:])
         return (
@@ -180,6 +190,7 @@ class Dropout2d(_Dropout):
 
     per_channel = True
     spec_example = "DROPOUT2D(0.1)"
+    torch_classes = ("Dropout2d",)
 
     def _checked(self, x):
         check_array(self, x, 4, "(N, C, H, W)")

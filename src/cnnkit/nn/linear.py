@@ -39,6 +39,14 @@ class Linear(WeightedLayer):
         Arg("bias", "bias", Flag(), True),
     )
     spec_example = "FC(10)"
+    torch_classes = ("Linear",)
+
+    def torch_module(self, convert):
+        return convert.torch_layer(self)
+
+    @classmethod
+    def from_torch_module(cls, module, convert):
+        return cls(**convert.arguments(cls, module))
 
     def __init__(
         self,

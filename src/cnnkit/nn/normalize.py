@@ -42,6 +42,16 @@ class Normalize(Layer):
         mean = node.channel_constant(1)
         return node.build(cls, mean, np.ones_like(mean) if node.divisor is None else node.divisor)
 
+    torch_classes = ("cnnkit.interop.torch_modules.Normalize",)
+
+    def torch_module(self, convert):
+        """A module with buffers ``mean`` and ``std`` of shape (C,), as here."""
+        return convert.torch_class(self)(self.mean, self.std)
+
+    @classmethod
+    def from_torch_module(cls, module, convert):
+        return cls(**convert.arguments(cls, module))
+
     def __init__(self, mean, std, *, dtype=np.float32) -> None:
         mean = np.asarray(mean, dtype=np.float64).reshape(-1)
         std = np.asarray(std, dtype=np.float64).reshape(-1)

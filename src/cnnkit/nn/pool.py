@@ -82,6 +82,20 @@ class _Pool2d(Layer):
     def spec_class(cls, config: dict):
         return MaxPool2d if config.get("kind", "max") == "max" else AvgPool2d
 
+    torch_fixed: tuple = ()  # (torch attribute, the value cnnkit needs, why)
+
+    def torch_module(self, convert):
+        """``torch.nn.MaxPool2d`` / ``AvgPool2d`` of the same config (``rounding`` only refuses)."""
+        return convert.torch_layer(self, drop=("rounding",))
+
+    @classmethod
+    def from_torch_module(cls, module, convert):
+        for name, value, why in cls.torch_fixed:
+            convert.require(module, name, value, why)
+        return convert.rounded(
+            lambda rounding: cls(**convert.arguments(cls, module), rounding=rounding)
+        )
+
     @classmethod
     def spec_problems(cls, config: dict) -> list[tuple[str, str]]:
         """Checks across arguments, for architecture strings: (argument, message)."""
@@ -232,6 +246,9 @@ class MaxPool2d(_Pool2d):
         window = node.window(node.attr("kernel_shape"))
         return node.build(cls, **window, ceil_mode=bool(node.attr("ceil_mode", 0)))
 
+    torch_classes = ("MaxPool2d",)
+    torch_fixed = (("return_indices", False, "cnnkit's MaxPool2d returns the pooled values only"),)
+
     def __init__(
         self,
         kernel_size,
@@ -292,6 +309,9 @@ class AvgPool2d(_Pool2d):
         )
         ceil_mode = bool(node.attr("ceil_mode", 0))
         return node.build(cls, **window, ceil_mode=ceil_mode, count_include_pad=counts)
+
+    torch_classes = ("AvgPool2d",)
+    torch_fixed = (("divisor_override", None, "cnnkit divides by the window's size"),)
 
     def __init__(
         self,

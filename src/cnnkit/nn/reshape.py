@@ -20,6 +20,18 @@ class Flatten(Layer):
     """
 
     spec_args = (Arg("start_dim", "start_dim", default=1), Arg("end_dim", "end_dim", default=-1))
+    torch_classes = ("Flatten",)
+
+    def torch_module(self, convert):
+        return convert.torch_layer(self)
+
+    @classmethod
+    def from_torch_module(cls, module, convert):
+        """Only ``torch.nn.Flatten()``: the layers after it take (N, features)."""
+        why = "cnnkit's FC, BN1D and DROPOUT after a FLATTEN take (N, features), the batch kept"
+        convert.require(module, "start_dim", 1, why)
+        convert.require(module, "end_dim", -1, why)
+        return cls()
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         if not isinstance(start_dim, int) or not isinstance(end_dim, int):

@@ -47,6 +47,26 @@ class Residual(Layer):
         Arg("shortcut", None, Branch(), None, positional=True),
     )
     spec_example = "RES[CONV(D=16, F=3, P=1) - BN - RELU - CONV(D=16, F=3, P=1) - BN]"
+    torch_classes = ("cnnkit.interop.torch_modules.Residual",)
+
+    def torch_module(self, convert):
+        body = convert(self.body)
+        shortcut = None if self.shortcut is None else convert(self.shortcut)
+        return convert.torch_class(self)(body, shortcut)
+
+    @classmethod
+    def torch_matches(cls, module) -> bool:
+        """A module with children ``body`` and ``shortcut`` (or ``shortcut = None``) and no
+        parameters of its own is read as a residual block."""
+        names = {name for name, _ in module.named_children()}
+        own = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
+        empty = names == {"body"} and getattr(module, "shortcut", False) is None
+        return not own and (names == {"body", "shortcut"} or empty)
+
+    @classmethod
+    def from_torch_module(cls, module, convert):
+        body = convert.branch(module.body)
+        return cls(body, None if module.shortcut is None else convert.branch(module.shortcut))
 
     def __init__(self, body: Layer, shortcut: Layer | None = None) -> None:
         for name, value in (("body", body), ("shortcut", shortcut)):
