@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "docs" / "notebooks"
 PAGES = sorted(NOTEBOOKS.glob("*.ipynb"))
+EXTRAS = re.compile(r"^\s*(?:import|from) (torch|onnx|onnxruntime)\b", re.M)
 TIMEOUT = 120  # seconds per cell; each notebook takes well under a minute on 2 quiet cores
 
 
 def test_the_notebooks_are_there():
     names = {page.stem for page in PAGES}
-    assert {"getting-started", "write-your-own-layer"} <= names
+    assert {"getting-started", "write-your-own-layer", "export-and-come-back"} <= names
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[page.stem for page in PAGES])
@@ -23,6 +25,9 @@ def test_notebook_runs(page, tmp_path, monkeypatch):
     nbclient = pytest.importorskip("nbclient", reason="pip install cnnkit[test] for nbclient")
     pytest.importorskip("ipykernel", reason="pip install cnnkit[test] for ipykernel")
     notebook = nbformat.read(page, as_version=4)
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    for name in sorted(set(EXTRAS.findall(code))):
+        pytest.importorskip(name, reason=f"{page.name} needs {name}: pip install cnnkit[test]")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
     client = nbclient.NotebookClient(
