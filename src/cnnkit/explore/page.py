@@ -4,10 +4,10 @@
 layer), describes its layers (:mod:`cnnkit.explore.network`), picks one test image per class,
 packs the arrays (:mod:`cnnkit.explore.pack`) and fills the template ``assets/page.html``
 with the style sheet, the JavaScript files of :data:`SCRIPTS` (inlined in that order, inside
-one function) and the data. When the page would exceed ``max_bytes`` it stores the large
-weight arrays as float16, then keeps fewer test images, and says so on the page and in
-:attr:`ExplorerPage.notes`; what float16 changes is measured on the test images here, with
-cnnkit's own forward.
+one function) and the data. When the page would exceed ``max_bytes`` it keeps half of the
+test images, then stores the large weight arrays as float16 (with every image, then fewer),
+and says so on the page and in :attr:`ExplorerPage.notes`; what float16 changes is measured
+on the page's test images here, with cnnkit's own forward.
 """
 
 from __future__ import annotations
@@ -100,31 +100,36 @@ class RunContent:
 def explorer_page(
     content: RunContent, *, max_bytes: int = MAX_BYTES, samples: int = SAMPLES
 ) -> ExplorerPage:
-    """The page of ``content`` within ``max_bytes``: float32 weights and every test image
-    picked if they fit, else float16 weights, then fewer images; a ConfigError when even
-    float16 weights and one image do not fit."""
+    """The page of ``content`` within ``max_bytes`` (see :func:`_attempts` for what is given
+    up first); a ConfigError when even float16 weights and one test image do not fit."""
     picks = _sample_indices(content.labels, samples)
     nodes, arrays, unsupported = describe_network(content.model, content.header["input_shape"])
     probabilities = _probabilities(content.model, content.images[picks])
-    counts = [len(picks)]
-    while counts[-1] > 1:
-        counts.append(counts[-1] // 2)
     change = None
-    for half in (False, True):
-        if half:
+    for half, count in _attempts(len(picks)):
+        if half and change is None:
             change = _half_change(content, picks, probabilities)
-        for count in counts:
-            notes = _notes(change, count, len(picks))
-            parts = (nodes, arrays, unsupported, notes)
-            page = _page(content, parts, picks[:count], probabilities, half)
-            if page.size <= max_bytes:
-                return page
+        notes = _notes(change if half else None, count, len(picks))
+        page = _page(
+            content, (nodes, arrays, unsupported, notes), picks[:count], probabilities, half
+        )
+        if page.size <= max_bytes:
+            return page
     raise ConfigError(
         f"{content.run_dir}: the explorer page would be {page.size / 1e6:.2f} MB even with "
-        f"float16 weights and {counts[-1]} test image{'s' if counts[-1] != 1 else ''}, over "
+        f"float16 weights and {count} test image{'s' if count != 1 else ''}, over "
         f"the budget of {max_bytes / 1e6:g} MB; raise it (cnnkit explore --max-mb) or explore "
         "a smaller network"
     )
+
+
+def _attempts(available: int) -> list[tuple[bool, int]]:
+    """(float16?, test images) in the order tried: every image, then half of them, with
+    float32 weights; then float16 weights with every image, half, a quarter, ... one."""
+    counts = [available]
+    while counts[-1] > 1:
+        counts.append(counts[-1] // 2)
+    return [(False, n) for n in counts[:2]] + [(True, n) for n in counts]
 
 
 def load_run_content(run_dir, which: str = "best") -> RunContent:

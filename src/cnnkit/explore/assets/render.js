@@ -76,7 +76,7 @@ function buildBlock(record, container) {
   });
   const canvases = [];
   for (let m = 0; m < grid.maps; m++) {
-    const canvas = element("canvas", { class: "map", width: grid.cols * s, height: grid.rows * s, "data-map": m, "aria-hidden": "true" });
+    const canvas = element("canvas", { class: "map", width: grid.cols * s, height: grid.rows * s, "data-map": m, "data-rows": grid.rows, "data-cols": grid.cols, "aria-hidden": "true" });
     canvas.addEventListener("click", (event) => {
       const box = canvas.getBoundingClientRect();
       const col = Math.floor(((event.clientX - box.left) / box.width) * grid.cols);
