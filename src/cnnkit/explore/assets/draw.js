@@ -28,6 +28,7 @@ const DRAWING = {
 };
 
 const STROKES = [];
+let PAD_IMAGE = null; // a test image shown in the drawing area until the next stroke
 
 function drawingRecipe() {
   return DRAWING[DATA.drawing] || DRAWING.generic;
@@ -120,6 +121,17 @@ function paintPad() {
   const ratio = pad.width / PAD_SIZE;
   ctx.fillStyle = "#000";
   ctx.fillRect(0, 0, pad.width, pad.height);
+  if (PAD_IMAGE && !STROKES.length) {
+    const [c, h, w] = view3(PAD_IMAGE.shape);
+    const cell = pad.width / Math.max(h, w);
+    for (let r = 0; r < h; r++) {
+      for (let q = 0; q < w; q++) {
+        const rgb = [0, 1, 2].map((k) => Math.round(255 * Math.min(1, Math.max(0, PAD_IMAGE.data[((c === 3 ? k : 0) * h + r) * w + q]))));
+        ctx.fillStyle = `rgb(${rgb.join(",")})`;
+        ctx.fillRect(q * cell, r * cell, Math.ceil(cell), Math.ceil(cell));
+      }
+    }
+  }
   ctx.strokeStyle = ctx.fillStyle = "#fff";
   ctx.lineWidth = PAD_STROKE * ratio;
   ctx.lineCap = ctx.lineJoin = "round";
@@ -141,6 +153,7 @@ function setUpPad(onChange) {
   };
   pad.addEventListener("pointerdown", (event) => {
     drawing = true;
+    PAD_IMAGE = null;
     pad.setPointerCapture(event.pointerId);
     STROKES.push([point(event)]);
     paintPad();
@@ -167,7 +180,9 @@ function setUpPad(onChange) {
   paintPad();
 }
 
-function clearPad() {
+// Empty the drawing area; `image` (a test image) is shown in it until the next stroke.
+function clearPad(image) {
   STROKES.length = 0;
+  PAD_IMAGE = image || null;
   paintPad();
 }

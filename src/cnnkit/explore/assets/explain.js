@@ -44,10 +44,10 @@ function dotProductLines(groups, bias, what) {
   });
   if (groups.length > FULL_CHANNELS) {
     const listed = groups.slice(FULL_CHANNELS, MAX_SUBTOTALS);
-    const text = listed.map((group, k) => `${group.short} ${fmt(subtotals[k + FULL_CHANNELS])}`);
+    const text = listed.map((group, k) => `<span class="chip">${group.short}: ${fmt(subtotals[k + FULL_CHANNELS])}</span>`);
     const rest = subtotals.slice(MAX_SUBTOTALS);
-    if (rest.length) text.push(`&hellip; ${rest.length} more, together ${fmt(rest.reduce((a, b) => a + b, 0))}`);
-    lines.push(`subtotals of the other ${groups.length - FULL_CHANNELS} ${what}: ${text.join("; ")}`);
+    if (rest.length) text.push(`<span class="chip">&hellip; ${rest.length} more, together ${fmt(rest.reduce((a, b) => a + b, 0))}</span>`);
+    lines.push(`subtotals of the other ${groups.length - FULL_CHANNELS} ${what}: ${text.join(" ")}`);
   }
   const count = groups.reduce((n, group) => n + group.terms.length, 0);
   lines.push(`sum of all ${count} products = <b>${fmt(sum)}</b>`);

@@ -25,14 +25,17 @@ function showImage(image) {
 
 function showPrediction(result) {
   const bars = document.getElementById("bars"), verdict = document.getElementById("verdict");
+  const short = document.getElementById("verdict-short");
   bars.replaceChildren();
   if (!result.probabilities) {
     verdict.textContent = result.unsupported ? `No prediction: ${result.unsupported}.` : "No prediction: the network's output is not one score per class.";
+    short.textContent = "no prediction";
     return;
   }
   const classes = DATA.run.classes, p = result.probabilities;
   const order = p.map((v, k) => k).sort((a, b) => p[b] - p[a] || a - b);
   verdict.textContent = `Predicted ${classes[order[0]]} (${percent(p[order[0]])})`;
+  short.textContent = `${classes[order[0]]} (${percent(p[order[0]])})`;
   for (const k of order) {
     const bar = element("div", { class: "bar", "data-class": classes[k], role: "img", "aria-label": `${classes[k]}: ${percent(p[k])}` }, [
       element("span", { class: "name", text: classes[k] }),
@@ -92,7 +95,7 @@ function setUpSamples() {
     const name = DATA.run.classes[sample.label];
     const button = element("button", { type: "button", "aria-pressed": "false", "data-index": sample.index, "aria-label": `test image ${sample.index}, class ${name}` }, [thumb, element("span", { text: name })]);
     button.addEventListener("click", () => {
-      clearPad();
+      clearPad(image);
       box.querySelectorAll("button").forEach((b) => b.setAttribute("aria-pressed", String(b === button)));
       showImage(image);
     });

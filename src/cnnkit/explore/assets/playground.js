@@ -220,25 +220,35 @@ function svg(tag, attributes) {
   return node;
 }
 
-// One axis: the padded input's cells (padding grey, unread red) and the first windows' taps.
+// One axis: the padded input's positions (blue input, grey padding, red never read) and the
+// first windows below it (their taps, or the span they cover when the axis is long).
 function drawAxis(target, i, f, s, p, d, shape) {
   target.replaceChildren();
-  const padded = i + 2 * p;
-  if (padded > 96) { target.append(element("p", { class: "note", text: `${padded} padded positions: too many to draw` })); return; }
-  const cell = Math.max(6, Math.min(22, Math.floor(620 / padded)));
-  const windows = Math.min(shape.count, 8);
-  const picture = svg("svg", { width: padded * cell + 2, height: (windows + 1) * (cell + 4) + 4, role: "img",
-    "aria-label": `the ${padded} padded positions along one axis and the first ${windows} windows` });
-  for (let k = 0; k < padded; k++) {
-    const isPad = k < p || k >= p + i, unread = shape.unread && k >= padded - shape.unread;
-    picture.append(svg("rect", { x: 1 + k * cell, y: 2, width: cell - 1, height: cell, fill: unread ? "#ef9a9a" : isPad ? "#cfd8dc" : "#90caf9" }));
+  const padded = i + 2 * p, width = 600;
+  const cell = width / Math.max(padded, 1), each = cell >= 6;
+  const windows = Math.min(shape.count, 8), row = 14;
+  const picture = svg("svg", { viewBox: `0 0 ${width + 2} ${(windows + 2) * (row + 4) + 6}`, class: "axis", role: "img",
+    "aria-label": `the ${padded} padded positions along one axis and the first ${windows} of ${shape.count} windows` });
+  const band = (from, to, y, fill) => picture.append(svg("rect", { x: 1 + from * cell, y, width: Math.max(1, (to - from) * cell - (each ? 1 : 0)), height: row, fill }));
+  if (each) {
+    for (let k = 0; k < padded; k++) {
+      const unread = shape.unread && k >= padded - shape.unread;
+      band(k, k + 1, 2, unread ? "#ef9a9a" : k < p || k >= p + i ? "#cfd8dc" : "#90caf9");
+    }
+  } else {
+    band(0, padded, 2, "#90caf9");
+    band(0, p, 2, "#cfd8dc");
+    band(p + i, padded, 2, "#cfd8dc");
+    if (shape.unread) band(padded - shape.unread, padded, 2, "#ef9a9a");
   }
   for (let o = 0; o < windows; o++) {
-    for (let t = 0; t < f; t++) {
-      const k = o * s + t * d;
-      picture.append(svg("rect", { x: 1 + k * cell + 2, y: (o + 1) * (cell + 4) + 2, width: cell - 5, height: cell - 2, fill: "#ff9100" }));
-    }
+    const y = (o + 1) * (row + 4) + 2, start = o * s;
+    if (each) for (let t = 0; t < f; t++) band(start + t * d, start + t * d + 1, y, "#ff9100");
+    else band(start, start + shape.extent, y, "#ff9100");
   }
+  const label = svg("text", { x: 2, y: (windows + 2) * (row + 4), "font-size": 12 });
+  label.textContent = `${padded} padded positions; the first ${windows} of ${shape.count} windows, each ${shape.extent} wide, S=${s} apart`;
+  picture.append(label);
   target.append(picture);
 }
 

@@ -93,7 +93,7 @@ function fmt(value) {
 }
 
 function percent(p) {
-  return `${(100 * p).toFixed(1)} %`;
+  return `${(100 * p).toFixed(1)}\u00a0%`;
 }
 
 function escapeHTML(text) {
