@@ -35,6 +35,7 @@ SCRIPTS = (
     "explain.js",
     "render.js",
     "draw.js",
+    "shapes.js",
     "playground.js",
     "charts.js",
     "main.js",

@@ -8,22 +8,35 @@ const PAD_STROKE = 18; // the stroke shown while drawing
 
 const DRAWING = {
   mnist: {
-    text: "as MNIST was made: the digit's bounding box scaled to fit 20x20 pixels keeping its " +
+    text:
+      "as MNIST was made: the digit's bounding box scaled to fit 20x20 pixels keeping its " +
       "shape, strokes 2.2 pixels wide, anti-aliased grey levels, then placed in the 28x28 " +
       "image so that its centre of mass is at the centre; ink 1, background 0",
-    box: 20, stroke: 2.2, centre: "mass", size: 28,
+    box: 20,
+    stroke: 2.2,
+    centre: "mass",
+    size: 28,
   },
   optdigits: {
-    text: "as optdigits was made: the digit's bounding box scaled to fit a 32x32 bitmap keeping " +
+    text:
+      "as optdigits was made: the digit's bounding box scaled to fit a 32x32 bitmap keeping " +
       "its shape and centred, strokes 3.5 bitmap pixels wide, each pixel on or off, then the " +
       "on pixels of every 4x4 block counted (0..16) and divided by 16, giving 8x8 values in [0, 1]",
-    box: 32, stroke: 3.5, centre: "box", size: 32, blocks: 4,
+    box: 32,
+    stroke: 3.5,
+    centre: "box",
+    size: 32,
+    blocks: 4,
   },
   generic: {
-    text: "the digit's bounding box scaled to fit 80% of the input keeping its shape, strokes a " +
+    text:
+      "the digit's bounding box scaled to fit 80% of the input keeping its shape, strokes a " +
       "tenth of the input wide, anti-aliased, centred by its centre of mass, the same values " +
       "in every channel; ink 1, background 0",
-    box: 0.8, stroke: 0.1, centre: "mass", relative: true,
+    box: 0.8,
+    stroke: 0.1,
+    centre: "mass",
+    relative: true,
   },
 };
 
@@ -37,8 +50,12 @@ function drawingRecipe() {
 // Strokes (lists of [x, y] in pad pixels) drawn into a size x size grey image: [0, 1] values.
 function rasterise(strokes, size, box, stroke, centred) {
   const points = strokes.flat();
-  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
-  const x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+  const xs = points.map((p) => p[0]),
+    ys = points.map((p) => p[1]);
+  const x0 = Math.min(...xs),
+    x1 = Math.max(...xs),
+    y0 = Math.min(...ys),
+    y1 = Math.max(...ys);
   const scale = box / Math.max(x1 - x0, y1 - y0, 1e-6);
   const canvas = document.createElement("canvas");
   canvas.width = canvas.height = size;
@@ -49,7 +66,8 @@ function rasterise(strokes, size, box, stroke, centred) {
   ctx.fillStyle = "#fff";
   ctx.lineWidth = stroke;
   ctx.lineCap = ctx.lineJoin = "round";
-  const offX = (size - (x1 - x0) * scale) / 2, offY = (size - (y1 - y0) * scale) / 2;
+  const offX = (size - (x1 - x0) * scale) / 2,
+    offY = (size - (y1 - y0) * scale) / 2;
   for (const line of strokes) {
     const at = (p) => [offX + (p[0] - x0) * scale, offY + (p[1] - y0) * scale];
     ctx.beginPath();
@@ -71,14 +89,24 @@ function rasterise(strokes, size, box, stroke, centred) {
 
 // Shift a size x size image so that its centre of mass is at the centre (whole pixels).
 function centreOfMass(grey, size) {
-  let total = 0, sr = 0, sc = 0;
-  for (let r = 0; r < size; r++) for (let c = 0; c < size; c++) { const v = grey[r * size + c]; total += v; sr += v * r; sc += v * c; }
+  let total = 0,
+    sr = 0,
+    sc = 0;
+  for (let r = 0; r < size; r++)
+    for (let c = 0; c < size; c++) {
+      const v = grey[r * size + c];
+      total += v;
+      sr += v * r;
+      sc += v * c;
+    }
   if (!total) return grey;
-  const dr = Math.round((size - 1) / 2 - sr / total), dc = Math.round((size - 1) / 2 - sc / total);
+  const dr = Math.round((size - 1) / 2 - sr / total),
+    dc = Math.round((size - 1) / 2 - sc / total);
   const out = new Float64Array(size * size);
   for (let r = 0; r < size; r++) {
     for (let c = 0; c < size; c++) {
-      const fr = r - dr, fc = c - dc;
+      const fr = r - dr,
+        fc = c - dc;
       if (fr >= 0 && fr < size && fc >= 0 && fc < size) out[r * size + c] = grey[fr * size + fc];
     }
   }
@@ -99,7 +127,9 @@ function drawingTensor() {
     for (let r = 0; r < h; r++) {
       for (let q = 0; q < w; q++) {
         let on = 0;
-        for (let y = 0; y < b; y++) for (let x = 0; x < b; x++) on += bitmap[(r * b + y) * recipe.size + q * b + x] >= 0.5 ? 1 : 0;
+        for (let y = 0; y < b; y++)
+          for (let x = 0; x < b; x++)
+            on += bitmap[(r * b + y) * recipe.size + q * b + x] >= 0.5 ? 1 : 0;
         plane[r * w + q] = on / (b * b);
       }
     }
@@ -126,7 +156,11 @@ function paintPad() {
     const cell = pad.width / Math.max(h, w);
     for (let r = 0; r < h; r++) {
       for (let q = 0; q < w; q++) {
-        const rgb = [0, 1, 2].map((k) => Math.round(255 * Math.min(1, Math.max(0, PAD_IMAGE.data[((c === 3 ? k : 0) * h + r) * w + q]))));
+        const rgb = [0, 1, 2].map((k) =>
+          Math.round(
+            255 * Math.min(1, Math.max(0, PAD_IMAGE.data[((c === 3 ? k : 0) * h + r) * w + q])),
+          ),
+        );
         ctx.fillStyle = `rgb(${rgb.join(",")})`;
         ctx.fillRect(q * cell, r * cell, Math.ceil(cell), Math.ceil(cell));
       }
@@ -149,7 +183,10 @@ function setUpPad(onChange) {
   let drawing = false;
   const point = (event) => {
     const box = pad.getBoundingClientRect();
-    return [((event.clientX - box.left) / box.width) * PAD_SIZE, ((event.clientY - box.top) / box.height) * PAD_SIZE];
+    return [
+      ((event.clientX - box.left) / box.width) * PAD_SIZE,
+      ((event.clientY - box.top) / box.height) * PAD_SIZE,
+    ];
   };
   pad.addEventListener("pointerdown", (event) => {
     drawing = true;
@@ -166,7 +203,9 @@ function setUpPad(onChange) {
     paintPad();
     onChange();
   });
-  const stop = () => { drawing = false; };
+  const stop = () => {
+    drawing = false;
+  };
   pad.addEventListener("pointerup", stop);
   pad.addEventListener("pointercancel", stop);
   pad.addEventListener("keydown", (event) => {
@@ -175,8 +214,12 @@ function setUpPad(onChange) {
       onChange();
     }
   });
-  document.getElementById("clear").addEventListener("click", () => { clearPad(); onChange(); });
-  document.getElementById("drawing-note").textContent = `Your drawing is turned into the network's input ${drawingRecipe().text}.`;
+  document.getElementById("clear").addEventListener("click", () => {
+    clearPad();
+    onChange();
+  });
+  document.getElementById("drawing-note").textContent =
+    `Your drawing is turned into the network's input ${drawingRecipe().text}.`;
   paintPad();
 }
 

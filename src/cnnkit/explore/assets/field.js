@@ -11,16 +11,20 @@ function wholeRegion(shape) {
 function unionRegion(a, b) {
   if (!a) return b;
   return {
-    c0: Math.min(a.c0, b.c0), c1: Math.max(a.c1, b.c1),
-    r0: Math.min(a.r0, b.r0), r1: Math.max(a.r1, b.r1),
-    q0: Math.min(a.q0, b.q0), q1: Math.max(a.q1, b.q1),
+    c0: Math.min(a.c0, b.c0),
+    c1: Math.max(a.c1, b.c1),
+    r0: Math.min(a.r0, b.r0),
+    r1: Math.max(a.r1, b.r1),
+    q0: Math.min(a.q0, b.q0),
+    q1: Math.max(a.q1, b.q1),
   };
 }
 
 // The input positions read by windows first..last: min and max of the padded positions'
 // sources (index: padded position -> input index or -1 for zero padding).
 function windowSpan(index, first, last, stride, kernel, dilation) {
-  let low = Infinity, high = -Infinity;
+  let low = Infinity,
+    high = -Infinity;
   for (let o = first; o <= last; o++) {
     for (let k = 0; k < kernel; k++) {
       const source = index[o * stride + k * dilation];
@@ -34,7 +38,8 @@ function windowSpan(index, first, last, stride, kernel, dilation) {
 }
 
 function clampSpan(first, last, n) {
-  const low = Math.max(first, 0), high = Math.min(last, n - 1);
+  const low = Math.max(first, 0),
+    high = Math.min(last, n - 1);
   return low <= high ? [low, high] : null;
 }
 
@@ -48,31 +53,43 @@ function regionBack(node, out, inputShape) {
     const rows = windowSpan(g.rows, out.r0, out.r1, g.stride[0], g.kernel[0], g.dilation[0]);
     const cols = windowSpan(g.cols, out.q0, out.q1, g.stride[1], g.kernel[1], g.dilation[1]);
     if (!rows || !cols) return null;
-    const perGroup = c / g.groups, filters = node.config.out_channels / g.groups;
-    const c0 = Math.floor(out.c0 / filters) * perGroup, c1 = (Math.floor(out.c1 / filters) + 1) * perGroup - 1;
+    const perGroup = c / g.groups,
+      filters = node.config.out_channels / g.groups;
+    const c0 = Math.floor(out.c0 / filters) * perGroup,
+      c1 = (Math.floor(out.c1 / filters) + 1) * perGroup - 1;
     return { c0, c1, r0: rows[0], r1: rows[1], q0: cols[0], q1: cols[1] };
   }
   if (kind === "POOL") {
     const g = poolGeometry(node.config, inputShape);
-    const span = (o0, o1, a) => clampSpan(
-      o0 * g.stride[a] - g.padding[a],
-      o1 * g.stride[a] - g.padding[a] + g.dilation[a] * (g.kernel[a] - 1), a === 0 ? h : w);
-    const rows = span(out.r0, out.r1, 0), cols = span(out.q0, out.q1, 1);
+    const span = (o0, o1, a) =>
+      clampSpan(
+        o0 * g.stride[a] - g.padding[a],
+        o1 * g.stride[a] - g.padding[a] + g.dilation[a] * (g.kernel[a] - 1),
+        a === 0 ? h : w,
+      );
+    const rows = span(out.r0, out.r1, 0),
+      cols = span(out.q0, out.q1, 1);
     if (!rows || !cols) return null;
     return { c0: out.c0, c1: out.c1, r0: rows[0], r1: rows[1], q0: cols[0], q1: cols[1] };
   }
   if (kind === "GAP") {
     const [oh, ow] = pair(node.config.output_size);
     return {
-      c0: out.c0, c1: out.c1,
-      r0: adaptiveWindow(out.r0, h, oh)[0], r1: adaptiveWindow(out.r1, h, oh)[1] - 1,
-      q0: adaptiveWindow(out.q0, w, ow)[0], q1: adaptiveWindow(out.q1, w, ow)[1] - 1,
+      c0: out.c0,
+      c1: out.c1,
+      r0: adaptiveWindow(out.r0, h, oh)[0],
+      r1: adaptiveWindow(out.r1, h, oh)[1] - 1,
+      q0: adaptiveWindow(out.q0, w, ow)[0],
+      q1: adaptiveWindow(out.q1, w, ow)[1] - 1,
     };
   }
   if (kind === "FC") return all;
   if (kind === "FLATTEN") {
     if (out.c0 !== out.c1 || inputShape.length === 1) return out.c0 === out.c1 ? { ...out } : all;
-    const k = out.c0, ch = Math.floor(k / (h * w)), r = Math.floor((k % (h * w)) / w), q = k % w;
+    const k = out.c0,
+      ch = Math.floor(k / (h * w)),
+      r = Math.floor((k % (h * w)) / w),
+      q = k % w;
     return { c0: ch, c1: ch, r0: r, r1: r, q0: q, q1: q };
   }
   return { ...out }; // pointwise layers, and both branches of a residual sum

@@ -33,7 +33,9 @@ function padIndex(size, before, after, mode) {
 // (d(F - 1) in all, the extra one at the bottom and right), outputs rounded down.
 function convGeometry(cfg, inputShape) {
   const [c, h, w] = view3(inputShape);
-  const kernel = pair(cfg.kernel_size), stride = pair(cfg.stride), dilation = pair(cfg.dilation);
+  const kernel = pair(cfg.kernel_size),
+    stride = pair(cfg.stride),
+    dilation = pair(cfg.dilation);
   let sides;
   if (cfg.padding === "same") {
     sides = kernel.map((k, a) => {
@@ -41,13 +43,19 @@ function convGeometry(cfg, inputShape) {
       return [Math.floor(total / 2), total - Math.floor(total / 2)];
     });
   } else if (cfg.padding === "valid") {
-    sides = [[0, 0], [0, 0]];
+    sides = [
+      [0, 0],
+      [0, 0],
+    ];
   } else {
     sides = pair(cfg.padding).map((p) => [p, p]);
   }
   const sizes = [h, w];
   const out = sizes.map(
-    (n, a) => Math.floor((n + sides[a][0] + sides[a][1] - (dilation[a] * (kernel[a] - 1) + 1)) / stride[a]) + 1
+    (n, a) =>
+      Math.floor(
+        (n + sides[a][0] + sides[a][1] - (dilation[a] * (kernel[a] - 1) + 1)) / stride[a],
+      ) + 1,
   );
   const mode = cfg.padding_mode || "zeros";
   const rows = padIndex(h, sides[0][0], sides[0][1], mode);
@@ -67,7 +75,9 @@ function ceilUnits(n, extent, stride, before, after) {
 function poolGeometry(cfg, inputShape) {
   const [c, h, w] = view3(inputShape);
   const kernel = pair(cfg.kernel_size);
-  const stride = pair(cfg.stride === null || cfg.stride === undefined ? cfg.kernel_size : cfg.stride);
+  const stride = pair(
+    cfg.stride === null || cfg.stride === undefined ? cfg.kernel_size : cfg.stride,
+  );
   const padding = pair(cfg.padding || 0);
   const dilation = pair(cfg.dilation || 1);
   const sizes = [h, w];
@@ -109,7 +119,8 @@ function poolUnit(g, x, channel, i, j, includePad) {
   const taps = poolTaps(g, i, j);
   const base = channel * g.h * g.w;
   if (g.kind === "max") {
-    let best = -Infinity, winner = null;
+    let best = -Infinity,
+      winner = null;
     for (const tap of taps) {
       const value = x[base + tap.r * g.w + tap.c];
       if (value > best || winner === null) {
@@ -147,8 +158,10 @@ function perChannel(x, fn) {
 }
 
 function batchNormUnit(node, value, ch) {
-  const mean = param(node, "running_mean"), variance = param(node, "running_var");
-  const weight = param(node, "weight"), bias = param(node, "bias");
+  const mean = param(node, "running_mean"),
+    variance = param(node, "running_var");
+  const weight = param(node, "weight"),
+    bias = param(node, "bias");
   const invStd = 1 / Math.sqrt(variance[ch] + node.config.eps);
   const normed = (value - mean[ch]) * invStd;
   return weight ? normed * weight[ch] + bias[ch] : normed;
@@ -161,9 +174,13 @@ function sigmoid(v) {
 
 function convForward(node, x) {
   const g = convGeometry(node.config, x.shape);
-  const weight = param(node, "weight"), bias = param(node, "bias");
-  const d = node.config.out_channels, [oh, ow] = g.out, [kh, kw] = g.kernel;
-  const perGroup = g.c / g.groups, filtersPerGroup = d / g.groups;
+  const weight = param(node, "weight"),
+    bias = param(node, "bias");
+  const d = node.config.out_channels,
+    [oh, ow] = g.out,
+    [kh, kw] = g.kernel;
+  const perGroup = g.c / g.groups,
+    filtersPerGroup = d / g.groups;
   const y = tensor([d, oh, ow]);
   for (let f = 0; f < d; f++) {
     const first = Math.floor(f / filtersPerGroup) * perGroup;
@@ -171,7 +188,8 @@ function convForward(node, x) {
       for (let j = 0; j < ow; j++) {
         let sum = bias ? bias[f] : 0;
         for (let k = 0; k < perGroup; k++) {
-          const plane = (first + k) * g.h * g.w, wBase = (f * perGroup + k) * kh * kw;
+          const plane = (first + k) * g.h * g.w,
+            wBase = (f * perGroup + k) * kh * kw;
           for (let u = 0; u < kh; u++) {
             const r = g.rows[i * g.stride[0] + u * g.dilation[0]];
             if (r < 0) continue;
@@ -195,7 +213,8 @@ function poolForward(node, x) {
   const y = tensor([g.c, oh, ow]);
   for (let ch = 0; ch < g.c; ch++) {
     for (let i = 0; i < oh; i++) {
-      for (let j = 0; j < ow; j++) y.data[(ch * oh + i) * ow + j] = poolUnit(g, x.data, ch, i, j, includePad).value;
+      for (let j = 0; j < ow; j++)
+        y.data[(ch * oh + i) * ow + j] = poolUnit(g, x.data, ch, i, j, includePad).value;
     }
   }
   return y;
@@ -211,7 +230,8 @@ function adaptiveForward(node, x) {
       for (let j = 0; j < ow; j++) {
         const [left, right] = adaptiveWindow(j, w, ow);
         let sum = 0;
-        for (let r = top; r < bottom; r++) for (let q = left; q < right; q++) sum += x.data[(ch * h + r) * w + q];
+        for (let r = top; r < bottom; r++)
+          for (let q = left; q < right; q++) sum += x.data[(ch * h + r) * w + q];
         y.data[(ch * oh + i) * ow + j] = sum / ((bottom - top) * (right - left));
       }
     }
@@ -228,8 +248,10 @@ function flattenShape(cfg, shape) {
 }
 
 function linearForward(node, x) {
-  const weight = param(node, "weight"), bias = param(node, "bias");
-  const outputs = node.config.out_features, inputs = node.config.in_features;
+  const weight = param(node, "weight"),
+    bias = param(node, "bias");
+  const outputs = node.config.out_features,
+    inputs = node.config.in_features;
   const y = tensor([outputs]);
   for (let o = 0; o < outputs; o++) {
     let sum = bias ? bias[o] : 0;

@@ -16,7 +16,8 @@ function runNodes(nodes, x, sourceId, out) {
 
 function runNode(node, x, sourceId, out) {
   if (node.unsupported || !(node.kind in KERNELS)) {
-    out.unsupported = node.unsupported || `layer ${node.path} ${node.kind}: the page cannot run this layer`;
+    out.unsupported =
+      node.unsupported || `layer ${node.path} ${node.kind}: the page cannot run this layer`;
     out.stoppedAt = node;
     return null;
   }
@@ -24,7 +25,9 @@ function runNode(node, x, sourceId, out) {
   if (node.kind === "RES") {
     const body = runNodes(node.config.body, x, sourceId, out);
     if (body === null) return null;
-    const side = node.config.shortcut ? runNodes(node.config.shortcut, x, sourceId, out) : { tensor: x, id: sourceId };
+    const side = node.config.shortcut
+      ? runNodes(node.config.shortcut, x, sourceId, out)
+      : { tensor: x, id: sourceId };
     if (side === null) return null;
     y = tensor(body.tensor.shape);
     for (let i = 0; i < y.data.length; i++) y.data[i] = body.tensor.data[i] + side.tensor.data[i];
@@ -50,7 +53,11 @@ function runNetwork(image) {
   const out = { records: [{ id: 0, node: null, tensor: image, inputs: [] }], unsupported: null };
   const last = runNodes(DATA.network, image, 0, out);
   out.probabilities = null;
-  if (last !== null && last.tensor.shape.length === 1 && last.tensor.shape[0] === DATA.run.classes.length) {
+  if (
+    last !== null &&
+    last.tensor.shape.length === 1 &&
+    last.tensor.shape[0] === DATA.run.classes.length
+  ) {
     out.probabilities = softmax(last.tensor.data);
   }
   return out;
@@ -94,7 +101,10 @@ function publicForward(image) {
 
 function setUpNetwork() {
   DATA = readJSON("cnnkit-data");
-  ARRAYS = unpackArrays(decodeBase64(document.getElementById("cnnkit-blob").textContent), DATA.tensors);
+  ARRAYS = unpackArrays(
+    decodeBase64(document.getElementById("cnnkit-blob").textContent),
+    DATA.tensors,
+  );
   window.cnnkit = {
     forward: publicForward,
     kinds: Object.keys(KERNELS),

@@ -18,27 +18,42 @@ function scaleOf(shape) {
 
 // Value -> [r, g, b]: grey from 0 when the layer has no negative values, else blue-white-red.
 function colourScale(data) {
-  let low = 0, high = 0;
+  let low = 0,
+    high = 0;
   for (const v of data) {
     if (v < low) low = v;
     if (v > high) high = v;
   }
   if (low >= 0) {
     const top = high || 1;
-    return { text: `black 0 to white ${fmt(high)}`, colour: (v) => { const g = Math.round(255 * Math.min(1, Math.max(0, v / top))); return [g, g, g]; } };
+    return {
+      text: `black 0 to white ${fmt(high)}`,
+      colour: (v) => {
+        const g = Math.round(255 * Math.min(1, Math.max(0, v / top)));
+        return [g, g, g];
+      },
+    };
   }
   const top = Math.max(-low, high) || 1;
   return {
     text: `blue ${fmt(-top)}, white 0, red ${fmt(top)}`,
     colour: (v) => {
       const t = Math.max(-1, Math.min(1, v / top));
-      return t >= 0 ? [255, Math.round(255 * (1 - t)), Math.round(255 * (1 - t))] : [Math.round(255 * (1 + t)), Math.round(255 * (1 + t)), 255];
+      return t >= 0
+        ? [255, Math.round(255 * (1 - t)), Math.round(255 * (1 - t))]
+        : [Math.round(255 * (1 + t)), Math.round(255 * (1 + t)), 255];
     },
   };
 }
 
 function gridOf(shape) {
-  if (shape.length === 1) return { maps: 1, rows: Math.ceil(shape[0] / FLAT_COLUMNS), cols: Math.min(shape[0], FLAT_COLUMNS), flat: true };
+  if (shape.length === 1)
+    return {
+      maps: 1,
+      rows: Math.ceil(shape[0] / FLAT_COLUMNS),
+      cols: Math.min(shape[0], FLAT_COLUMNS),
+      flat: true,
+    };
   const [c, h, w] = view3(shape);
   return { maps: Math.min(c, MAX_MAPS), rows: h, cols: w, flat: false };
 }
@@ -66,17 +81,29 @@ function shapeText(shape) {
 }
 
 function buildBlock(record, container) {
-  const shape = record.tensor.shape, grid = gridOf(shape), s = scaleOf(shape);
+  const shape = record.tensor.shape,
+    grid = gridOf(shape),
+    s = scaleOf(shape);
   const id = record.id;
   const depth = record.node ? record.node.path.split(".").length - 1 : 0;
   const title = `${layerTitle(record)}`;
   const maps = element("div", {
-    class: "maps", tabindex: "0", role: "group",
+    class: "maps",
+    tabindex: "0",
+    role: "group",
     "aria-label": `${title}, output ${shapeText(shape)}: ${grid.flat ? shape[0] + " units" : grid.maps + " maps"}; arrow keys move the unit, Page Up and Page Down change the map, Enter explains the unit`,
   });
   const canvases = [];
   for (let m = 0; m < grid.maps; m++) {
-    const canvas = element("canvas", { class: "map", width: grid.cols * s, height: grid.rows * s, "data-map": m, "data-rows": grid.rows, "data-cols": grid.cols, "aria-hidden": "true" });
+    const canvas = element("canvas", {
+      class: "map",
+      width: grid.cols * s,
+      height: grid.rows * s,
+      "data-map": m,
+      "data-rows": grid.rows,
+      "data-cols": grid.cols,
+      "aria-hidden": "true",
+    });
     canvas.addEventListener("click", (event) => {
       const box = canvas.getBoundingClientRect();
       const col = Math.floor(((event.clientX - box.left) / box.width) * grid.cols);
@@ -88,21 +115,46 @@ function buildBlock(record, container) {
     maps.append(canvas);
   }
   maps.addEventListener("keydown", (event) => moveCursor(event, id));
-  maps.addEventListener("focus", () => { if (!VIEW.cursors[id]) VIEW.cursors[id] = { ch: 0, r: 0, q: 0 }; paintBlock(id); });
+  maps.addEventListener("focus", () => {
+    if (!VIEW.cursors[id]) VIEW.cursors[id] = { ch: 0, r: 0, q: 0 };
+    paintBlock(id);
+  });
   maps.addEventListener("blur", () => paintBlock(id));
   const channels = view3(shape)[0];
-  const left = !grid.flat && channels > grid.maps ? ` (the first ${grid.maps} of ${channels} maps shown)` : "";
-  const block = element("section", { class: `layer depth-${Math.min(depth, 3)}`, id: `layer-${id}`, "data-record": id, "data-layer": record.node ? record.node.path : "input" }, [
-    element("h3", { html: `${escapeHTML(title)} <span class="shape">&rarr; ${shapeText(shape)}</span>` }),
-    maps,
-    element("p", { class: "scale note", text: left }),
-  ]);
+  const left =
+    !grid.flat && channels > grid.maps ? ` (the first ${grid.maps} of ${channels} maps shown)` : "";
+  const block = element(
+    "section",
+    {
+      class: `layer depth-${Math.min(depth, 3)}`,
+      id: `layer-${id}`,
+      "data-record": id,
+      "data-layer": record.node ? record.node.path : "input",
+    },
+    [
+      element("h3", {
+        html: `${escapeHTML(title)} <span class="shape">&rarr; ${shapeText(shape)}</span>`,
+      }),
+      maps,
+      element("p", { class: "scale note", text: left }),
+    ],
+  );
   container.append(block);
-  VIEW.blocks[id] = { block, maps, canvases, grid, scale: s, shape, note: block.querySelector(".scale"), left };
+  VIEW.blocks[id] = {
+    block,
+    maps,
+    canvases,
+    grid,
+    scale: s,
+    shape,
+    note: block.querySelector(".scale"),
+    left,
+  };
 }
 
 function paintBlock(id) {
-  const view = VIEW.blocks[id], record = VIEW.result && VIEW.result.records[id];
+  const view = VIEW.blocks[id],
+    record = VIEW.result && VIEW.result.records[id];
   if (!view || !record) return;
   const { grid, scale: s, canvases, shape } = view;
   const scale = colourScale(record.tensor.data);
@@ -121,7 +173,10 @@ function paintBlock(id) {
         for (let y = row * s; y < (row + 1) * s; y++) {
           for (let x = col * s; x < (col + 1) * s; x++) {
             const k = 4 * (y * canvas.width + x);
-            image.data[k] = r; image.data[k + 1] = g; image.data[k + 2] = b; image.data[k + 3] = 255;
+            image.data[k] = r;
+            image.data[k + 1] = g;
+            image.data[k + 2] = b;
+            image.data[k + 3] = 255;
           }
         }
       }
@@ -154,7 +209,12 @@ function outlineRegion(ctx, shape, m, region, s) {
     return;
   }
   if (m < region.c0 || m > region.c1) return;
-  ctx.strokeRect(region.q0 * s + 1, region.r0 * s + 1, (region.q1 - region.q0 + 1) * s - 2, (region.r1 - region.r0 + 1) * s - 2);
+  ctx.strokeRect(
+    region.q0 * s + 1,
+    region.r0 * s + 1,
+    (region.q1 - region.q0 + 1) * s - 2,
+    (region.r1 - region.r0 + 1) * s - 2,
+  );
 }
 
 function outlineUnit(ctx, shape, m, unit, s, colour, width, dash) {
@@ -173,15 +233,20 @@ function sameUnit(a, b) {
 }
 
 function moveCursor(event, id) {
-  const view = VIEW.blocks[id], shape = view.shape;
+  const view = VIEW.blocks[id],
+    shape = view.shape;
   const cursor = VIEW.cursors[id] || { ch: 0, r: 0, q: 0 };
   const [c, h, w] = view3(shape);
   const flat = shape.length === 1;
   const shown = flat ? c : view.grid.maps;
   const moves = {
-    ArrowLeft: flat ? [-1, 0, 0] : [0, 0, -1], ArrowRight: flat ? [1, 0, 0] : [0, 0, 1],
-    ArrowUp: flat ? [-FLAT_COLUMNS, 0, 0] : [0, -1, 0], ArrowDown: flat ? [FLAT_COLUMNS, 0, 0] : [0, 1, 0],
-    PageUp: [-1, 0, 0], PageDown: [1, 0, 0], Home: [-Infinity, -Infinity, -Infinity],
+    ArrowLeft: flat ? [-1, 0, 0] : [0, 0, -1],
+    ArrowRight: flat ? [1, 0, 0] : [0, 0, 1],
+    ArrowUp: flat ? [-FLAT_COLUMNS, 0, 0] : [0, -1, 0],
+    ArrowDown: flat ? [FLAT_COLUMNS, 0, 0] : [0, 1, 0],
+    PageUp: [-1, 0, 0],
+    PageDown: [1, 0, 0],
+    Home: [-Infinity, -Infinity, -Infinity],
   };
   if (event.key === "Enter" || event.key === " ") {
     event.preventDefault();
@@ -192,8 +257,15 @@ function moveCursor(event, id) {
   if (!move) return;
   event.preventDefault();
   const clamp = (v, n) => Math.max(0, Math.min(n - 1, v));
-  VIEW.cursors[id] = { ch: clamp(cursor.ch + move[0], shown), r: clamp(cursor.r + move[1], h), q: clamp(cursor.q + move[2], w) };
-  const value = VIEW.result.records[id].tensor.data[(VIEW.cursors[id].ch * h + VIEW.cursors[id].r) * w + VIEW.cursors[id].q];
+  VIEW.cursors[id] = {
+    ch: clamp(cursor.ch + move[0], shown),
+    r: clamp(cursor.r + move[1], h),
+    q: clamp(cursor.q + move[2], w),
+  };
+  const value =
+    VIEW.result.records[id].tensor.data[
+      (VIEW.cursors[id].ch * h + VIEW.cursors[id].r) * w + VIEW.cursors[id].q
+    ];
   announce(`${unitName(VIEW.result.records[id], VIEW.cursors[id])}: ${fmt(value)}`);
   paintBlock(id);
 }
@@ -210,7 +282,8 @@ function select(id, unit) {
 
 // The receptive field and the explanation of the selected unit, for the current image.
 function showSelection(moveCard) {
-  const chosen = VIEW.selection, records = VIEW.result.records;
+  const chosen = VIEW.selection,
+    records = VIEW.result.records;
   if (!chosen || !records[chosen.id]) {
     VIEW.regions = {};
     VIEW.marks = [];
@@ -229,7 +302,8 @@ function showSelection(moveCard) {
   card.hidden = false;
   card.dataset.value = String(value);
   card.dataset.total = String(found.total);
-  card.querySelector("h3").textContent = `${layerTitle(record)}: ${unitName(record, chosen.unit)} = ${fmt(value)}`;
+  card.querySelector("h3").textContent =
+    `${layerTitle(record)}: ${unitName(record, chosen.unit)} = ${fmt(value)}`;
   card.querySelector(".steps").innerHTML = found.lines.map((line) => `<li>${line}</li>`).join("");
   const area = VIEW.regions[0];
   card.querySelector(".field").textContent = area

@@ -64,7 +64,7 @@ function imageTensor(image, shape) {
   if (flat.length !== expected) {
     throw new Error(
       `the network takes ${shape.join("x")} images (C, H, W): ${expected} values, got ` +
-        `${flat.length}; pass one image as nested arrays [C][H][W]`
+        `${flat.length}; pass one image as nested arrays [C][H][W]`,
     );
   }
   return tensor(shape, Float64Array.from(flat));
@@ -76,7 +76,8 @@ function nested(t) {
   const out = [];
   for (let i = 0; i < c; i++) {
     const rows = [];
-    for (let r = 0; r < h; r++) rows.push(Array.from(t.data.subarray((i * h + r) * w, (i * h + r + 1) * w)));
+    for (let r = 0; r < h; r++)
+      rows.push(Array.from(t.data.subarray((i * h + r) * w, (i * h + r + 1) * w)));
     out.push(t.shape.length === 2 ? rows.map((row) => row[0]) : rows);
   }
   return out;
@@ -105,8 +106,17 @@ function element(tag, attributes, children) {
   for (const [key, value] of Object.entries(attributes || {})) {
     if (key === "text") node.textContent = value;
     else if (key === "html") node.innerHTML = value;
-    else if (value !== null && value !== undefined && value !== false) node.setAttribute(key, value);
+    else if (value !== null && value !== undefined && value !== false)
+      node.setAttribute(key, value);
   }
   for (const child of children || []) node.append(child);
+  return node;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attributes) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
   return node;
 }
