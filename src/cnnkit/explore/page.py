@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import html
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -261,9 +262,20 @@ def _drawing_mode(header) -> str:
     return {(1, 8, 8): "optdigits", (1, 28, 28): "mnist"}.get(shape, "generic")
 
 
+def _finite(value):
+    """``value`` with NaN and infinities as None (JSON has neither; a diverged epoch's loss)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
 def _json(value) -> str:
     """JSON safe inside a <script> element: no '</' and no HTML comment openers."""
-    text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    text = json.dumps(_finite(value), allow_nan=False, separators=(",", ":"))
     return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 

@@ -6,12 +6,16 @@
 
 const MAX_MAPS = 64; // maps drawn per layer; the others are left out (said under the layer)
 const MAP_PIXELS = 64; // a map's drawn size, about
-const FLAT_COLUMNS = 32;
+// A flat layer's units as rows of cells: up to 32 a row (64 for long layers), smaller cells
+// for long layers, so a FLATTEN of thousands of units stays a picture.
+function flatColumns(n) {
+  return n <= 512 ? Math.min(n, 32) : 64;
+}
 
 const VIEW = { result: null, selection: null, regions: {}, marks: [], cursors: {}, blocks: {} };
 
 function scaleOf(shape) {
-  if (shape.length === 1) return 14;
+  if (shape.length === 1) return shape[0] <= 64 ? 14 : shape[0] <= 512 ? 8 : 4;
   const [, h, w] = view3(shape);
   return Math.max(2, Math.min(14, Math.round(MAP_PIXELS / Math.max(h, w))));
 }
@@ -50,8 +54,8 @@ function gridOf(shape) {
   if (shape.length === 1)
     return {
       maps: 1,
-      rows: Math.ceil(shape[0] / FLAT_COLUMNS),
-      cols: Math.min(shape[0], FLAT_COLUMNS),
+      rows: Math.ceil(shape[0] / flatColumns(shape[0])),
+      cols: flatColumns(shape[0]),
       flat: true,
     };
   const [c, h, w] = view3(shape);
@@ -61,13 +65,14 @@ function gridOf(shape) {
 // Unit {ch, r, q} <-> (map index, cell row, cell column) of the drawing.
 function unitAt(shape, map, row, col) {
   if (shape.length !== 1) return { ch: map, r: row, q: col };
-  const k = row * FLAT_COLUMNS + col;
+  const k = row * flatColumns(shape[0]) + col;
   return k < shape[0] ? { ch: k, r: 0, q: 0 } : null;
 }
 
 function cellOf(shape, unit) {
   if (shape.length !== 1) return { map: unit.ch, row: unit.r, col: unit.q };
-  return { map: 0, row: Math.floor(unit.ch / FLAT_COLUMNS), col: unit.ch % FLAT_COLUMNS };
+  const columns = flatColumns(shape[0]);
+  return { map: 0, row: Math.floor(unit.ch / columns), col: unit.ch % columns };
 }
 
 function layerTitle(record) {
@@ -162,26 +167,28 @@ function paintBlock(id) {
   const [, h, w] = view3(shape);
   const region = VIEW.regions[id];
   const focused = document.activeElement === view.maps;
+  const small = document.createElement("canvas"); // one pixel per unit, then scaled up
+  small.width = grid.cols;
+  small.height = grid.rows;
+  const smallContext = small.getContext("2d");
   canvases.forEach((canvas, m) => {
     const ctx = canvas.getContext("2d");
-    const image = ctx.createImageData(canvas.width, canvas.height);
+    const image = smallContext.createImageData(grid.cols, grid.rows);
     for (let row = 0; row < grid.rows; row++) {
       for (let col = 0; col < grid.cols; col++) {
         const unit = unitAt(shape, m, row, col);
         const value = unit ? record.tensor.data[(unit.ch * h + unit.r) * w + unit.q] : 0;
         const [r, g, b] = unit ? scale.colour(value) : [240, 240, 240];
-        for (let y = row * s; y < (row + 1) * s; y++) {
-          for (let x = col * s; x < (col + 1) * s; x++) {
-            const k = 4 * (y * canvas.width + x);
-            image.data[k] = r;
-            image.data[k + 1] = g;
-            image.data[k + 2] = b;
-            image.data[k + 3] = 255;
-          }
-        }
+        const k = 4 * (row * grid.cols + col);
+        image.data[k] = r;
+        image.data[k + 1] = g;
+        image.data[k + 2] = b;
+        image.data[k + 3] = 255;
       }
     }
-    ctx.putImageData(image, 0, 0);
+    smallContext.putImageData(image, 0, 0);
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
     if (region) outlineRegion(ctx, shape, m, region, s);
     for (const mark of VIEW.marks) {
       if (mark.id === id) outlineUnit(ctx, shape, m, mark, s, "#00c853", 3);
@@ -242,8 +249,8 @@ function moveCursor(event, id) {
   const moves = {
     ArrowLeft: flat ? [-1, 0, 0] : [0, 0, -1],
     ArrowRight: flat ? [1, 0, 0] : [0, 0, 1],
-    ArrowUp: flat ? [-FLAT_COLUMNS, 0, 0] : [0, -1, 0],
-    ArrowDown: flat ? [FLAT_COLUMNS, 0, 0] : [0, 1, 0],
+    ArrowUp: flat ? [-flatColumns(c), 0, 0] : [0, -1, 0],
+    ArrowDown: flat ? [flatColumns(c), 0, 0] : [0, 1, 0],
     PageUp: [-1, 0, 0],
     PageDown: [1, 0, 0],
     Home: [-Infinity, -Infinity, -Infinity],
