@@ -16,6 +16,7 @@ import time
 from cnnkit.cli.args import Parser, import_user_module
 from cnnkit.cli.evaluate import add_evaluate_parsers
 from cnnkit.cli.explain import add_explain_parser
+from cnnkit.cli.explore import add_explore_parser
 from cnnkit.cli.export import add_export_parser
 from cnnkit.cli.summary import add_summary_parsers
 from cnnkit.cli.train import add_train_parser
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_summary_parsers(commands)
     add_explain_parser(commands)
     add_viz_parsers(commands)
+    add_explore_parser(commands)
     info = commands.add_parser(
         "info",
         help="what cnnkit runs on: version, engine, NumPy and its BLAS, compiled kernels",

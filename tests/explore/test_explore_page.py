@@ -1,0 +1,269 @@
+"""The explorer page in a real Chromium: its forward pass against cnnkit's, drawing, units
+and their dot products, receptive fields, the keyboard, the playground against cnnkit
+explain, the user's own layer, and the page at a desktop and a phone width."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+
+import cnnkit
+from cnnkit import cli
+from cnnkit.errors import CnnkitError
+from cnnkit.explain.shape import explain_shape
+from cnnkit.explain.sharing import explain_sharing
+from cnnkit.explore import SUPPORTED
+from cnnkit.train.runfiles import read_history
+
+pytestmark = pytest.mark.usefixtures("browser")
+
+
+def forward(opened, image):
+    return opened.page.evaluate("(image) => window.cnnkit.forward(image)", image.tolist())
+
+
+def softmax(scores):
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def layer_outputs(model, images) -> dict[str, np.ndarray]:
+    """cnnkit's output of every layer (nested ones too, containers left out) for ``images``,
+    keyed by path."""
+    found = {}
+
+    def hook_all(layer, path):
+        for name, child in layer.named_children():
+            where = f"{path}.{name}" if path else name
+            if not isinstance(child, cnnkit.Sequential):
+                child.register_forward_hook(lambda _, x, y, at=where: found.update({at: y}))
+            hook_all(child, where)
+
+    hook_all(model, "")
+    with cnnkit.no_grad():
+        model.forward(images)
+    return found
+
+
+def test_probabilities_equal_cnnkit_predict(runs, pages, open_page):
+    opened = open_page(pages["lecture"])
+    samples = opened.page.evaluate("window.cnnkit.samples()")
+    assert len(samples) == 10 and sorted(s["label"] for s in samples) == list(range(10))
+    argv = ["predict", str(runs["lecture"]), "--json", "--top", "10"]
+    for sample in samples:
+        argv += ["--index", str(sample["index"])]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(argv) == 0
+    predicted = json.loads(out.getvalue())
+    for sample, expected in zip(samples, predicted, strict=True):
+        page = forward(opened, np.array(sample["image"]))["probabilities"]
+        for guess in expected["top"]:
+            assert abs(page[int(guess["class"])] - guess["probability"]) <= 1e-4
+    assert opened.page.evaluate("window.cnnkit.agreement") <= 1e-4
+
+
+@pytest.mark.parametrize("name", ["every", "residual"])
+def test_every_layer_equals_cnnkit_on_random_images(name, runs, pages, open_page):
+    model, header = cnnkit.load_run(runs[name])
+    images = np.random.default_rng(1).uniform(-0.25, 1.25, (4, *header["input_shape"]))
+    images = images.astype(np.float32)
+    opened = open_page(pages[name])
+    expected = softmax(cnnkit.train.predict(model, images))
+    reference = layer_outputs(model, images)
+    for k, image in enumerate(images):
+        result = forward(opened, image)
+        assert result["unsupported"] is None
+        assert np.abs(np.array(result["probabilities"]) - expected[k]).max() <= 1e-4
+        assert {layer["name"] for layer in result["layers"]} == set(reference)
+        for layer in result["layers"]:
+            values = np.array(layer["values"]).reshape(layer["shape"])
+            np.testing.assert_allclose(
+                values, reference[layer["name"]][k], atol=1e-4, err_msg=layer["name"]
+            )
+    kinds = {layer["kind"] for layer in result["layers"]}
+    if name == "every":  # the network holds every kind the page computes
+        assert kinds == set(SUPPORTED) == set(opened.page.evaluate("window.cnnkit.kinds"))
+    else:
+        assert "RES" in kinds and "6.shortcut.0" in {layer["name"] for layer in result["layers"]}
+
+
+def stroke(page, points):
+    box = page.locator("#pad").bounding_box()
+    at = [(box["x"] + box["width"] * x, box["y"] + box["height"] * y) for x, y in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for point in at[1:]:
+        page.mouse.move(*point)
+    page.mouse.up()
+    page.wait_for_function("document.querySelector('#verdict').textContent !== ''")
+
+
+def test_drawing_a_digit_changes_the_prediction(pages, open_page):
+    opened = open_page(pages["lecture"])
+    page = opened.page
+    before = page.evaluate("window.cnnkit.current()")
+    stroke(page, [(0.5, 0.15 + 0.7 * k / 15) for k in range(16)])  # a vertical bar
+    bar = page.evaluate("window.cnnkit.current()")
+    ring = [
+        (0.5 + 0.25 * math.cos(t / 10 * math.pi), 0.5 + 0.35 * math.sin(t / 10 * math.pi))
+        for t in range(21)
+    ]
+    page.click("#clear")
+    stroke(page, ring)
+    circle = page.evaluate("window.cnnkit.current()")
+    for drawn in (bar, circle):
+        image = np.array(drawn["image"])
+        assert image.shape == (1, 8, 8) and 0 < image.sum() and image.max() <= 1
+        # what the page shows is its forward pass of the drawn image
+        assert drawn["probabilities"] == forward(opened, image)["probabilities"]
+    assert np.abs(np.array(bar["probabilities"]) - before["probabilities"]).max() > 0.01
+    assert np.abs(np.array(circle["probabilities"]) - bar["probabilities"]).max() > 0.01
+    shown = page.inner_text("#verdict")
+    best = int(np.argmax(circle["probabilities"]))
+    assert shown.startswith(f"Predicted {best} (")
+
+
+def click_unit(page, record: int, map_index: int, row: int, col: int):
+    """Click unit (row, col) of map ``map_index`` of record ``record`` (0: the input); the
+    unit's card."""
+    canvas = page.locator(f"#layer-{record} canvas.map").nth(map_index)
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    rows, cols = int(canvas.get_attribute("data-rows")), int(canvas.get_attribute("data-cols"))
+    x, y = (col + 0.5) * box["width"] / cols, (row + 0.5) * box["height"] / rows
+    canvas.click(position={"x": x, "y": y})
+    return page.locator("#unit")
+
+
+def test_a_conv_unit_shows_its_dot_product_equal_to_the_map(runs, pages, open_page):
+    opened = open_page(pages["lecture"])
+    page = opened.page
+    image = np.array(page.evaluate("window.cnnkit.current().image"), dtype=np.float32)
+    layers = forward(opened, image)["layers"]
+    # layer 3 CONV(D=64) is record 5 (record 0 is the input); unit (1, 2) of map 7
+    card = click_unit(page, 5, 7, 1, 2)
+    conv = next(layer for layer in layers if layer["name"] == "4")
+    value = np.array(conv["values"]).reshape(conv["shape"])[7, 1, 2]
+    assert float(card.get_attribute("data-value")) == pytest.approx(value, abs=1e-12)
+    assert float(card.get_attribute("data-total")) == pytest.approx(value, abs=1e-9)
+    text = card.inner_text()
+    total = card.locator("[data-role=total]").inner_text()
+    assert f"= {total}" in page.inner_text("#unit h3")  # the sum is the map's value as printed
+    assert "sum of all 288 products" in text and "then layer 5 RELU: max(0, " in text
+    model, _ = cnnkit.load_run(runs["lecture"])
+    with cnnkit.no_grad():
+        pooled = model[:4].forward(image[None])[0]  # the input of layer 4 (CONV)
+    window = np.pad(pooled, ((0, 0), (1, 1), (1, 1)))[:, 1:4, 2:5]
+    by_cnnkit = float((model[4].weight.data[7] * window).sum() + model[4].bias.data[7])
+    assert value == pytest.approx(by_cnnkit, abs=1e-5)
+    # its receptive field, window by window back to the input: CONV(F=3, P=1) on 4x4,
+    # POOL(F=2, S=2) on 8x8, CONV(F=3, P=1) on 8x8 (a window's inputs, clipped to the image)
+    rows, cols = (1, 1), (2, 2)
+    for kernel, stride, padding, size in ((3, 1, 1, 4), (2, 2, 0, 8), (3, 1, 1, 8)):
+        rows, cols = (
+            (max(0, lo * stride - padding), min(size - 1, hi * stride - padding + kernel - 1))
+            for lo, hi in (rows, cols)
+        )
+    field = f"rows {rows[0]}..{rows[1]}, columns {cols[0]}..{cols[1]}"
+    assert field in card.locator(".field").inner_text()
+
+
+def test_a_max_pool_unit_names_its_winner(pages, open_page):
+    opened = open_page(pages["lecture"])
+    page = opened.page
+    card = click_unit(page, 4, 3, 1, 2)  # layer 3 POOL(max, F=2, S=2)
+    value = float(card.get_attribute("data-value"))
+    winner = card.locator("mark").inner_text()
+    assert float(winner.split("(")[0]) == pytest.approx(value, rel=1e-4, abs=1e-6)
+    assert "winner: row" in card.inner_text() and "green: the input that won" in card.inner_text()
+
+
+def test_units_are_reachable_by_keyboard(pages, open_page):
+    opened = open_page(pages["lecture"])
+    page = opened.page
+    page.focus("#layer-2 .maps")  # layer 1 CONV
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("PageDown")
+    page.keyboard.press("Enter")
+    title = page.inner_text("#unit h3")
+    assert title.startswith("1 CONV(D=32, F=3, S=1, P=1): unit (row 1, column 1) of map 1 = ")
+    assert page.get_attribute("#layer-2 .maps", "aria-label").startswith("1 CONV(D=32, F=3")
+    assert page.inner_text("#announce") == title
+
+
+def test_the_playground_prints_what_cnnkit_explain_prints(pages, open_page):
+    opened = open_page(pages["lecture"])
+    page = opened.page
+    assert page.inner_text("#pg-sharing") == explain_sharing("alexnet-conv1").text()
+    assert page.inner_text("#pg-shape") == explain_shape(227, 11, 4, 0).text()
+    page.select_option("#pg-preset", index=1)  # 10 wide, F=3, S=2: impossible
+    assert page.inner_text("#pg-shape") == explain_shape(10, 3, 2, 0).text()
+    assert "impossible" in page.inner_text("#pg-shape")
+    page.fill("#pg-p", "1")
+    assert page.inner_text("#pg-shape") == explain_shape(10, 3, 2, 1).text()
+    rng = random.Random(0)
+    for _ in range(60):
+        i, f, s, p = rng.randint(1, 40), rng.randint(1, 9), rng.randint(1, 6), rng.randint(0, 4)
+        d, floor = rng.choice([1, 1, 2, 3]), rng.random() < 0.3
+        got = page.evaluate(
+            "(a) => window.cnnkit.explainShape(a[0], a[1], a[2], a[3],"
+            " {dilation: a[4], floor: a[5]})",
+            [i, f, s, p, d, floor],
+        )
+        assert got == explain_shape(i, f, s, p, floor=floor, dilation=d).text()
+        spec = f"INPUT(3x{i}x{i}) - CONV(D=8, F={f}, S={s}, P={p}"
+        spec += (f", dilation={d}" if d != 1 else "") + (", round=floor" if floor else "") + ")"
+        try:
+            want = explain_sharing(spec).text()
+        except CnnkitError:
+            want = None
+        assert (
+            page.evaluate("(a) => window.cnnkit.explainSharing(...a)", [i, 3, f, s, p, d, 8, floor])
+            == want
+        )
+
+
+def test_filters_and_training_curves(runs, pages, open_page):
+    opened = open_page(pages["lecture"])
+    page = opened.page
+    assert page.locator("#filter-grid canvas").count() == 32
+    history = read_history(runs["lecture"])
+    assert page.locator("#history tr").count() == len(history) + 1
+    assert page.locator("#curve-charts svg").count() == 2
+
+
+def test_a_layer_the_page_cannot_run_is_named(pages, open_page):
+    assert pages["user"].unsupported == ["layer 3 MYSCALE: the page cannot run this layer"]
+    opened = open_page(pages["user"])
+    page = opened.page
+    result = forward(opened, np.zeros((1, 8, 8)))
+    assert result["probabilities"] is None
+    assert result["unsupported"] == "layer 3 MYSCALE: the page cannot run this layer"
+    assert [layer["name"] for layer in result["layers"]] == ["0", "1", "2"]
+    assert "layer 3 MYSCALE: the page cannot run this layer" in page.inner_text("#notices")
+    assert "the page cannot run this layer" in page.inner_text("#unsupported")
+    assert page.inner_text("#verdict").startswith("No prediction: layer 3 MYSCALE")
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
+def test_the_page_fits_a_desktop_and_a_phone(width, height, pages, open_page, tmp_path):
+    opened = open_page(pages["every"], width=width, height=height)
+    page = opened.page
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert page.locator("#pad").bounding_box()["width"] <= width
+    page.screenshot(path=str(tmp_path / f"explorer-{width}.png"))
+    for selector in ("#pad", "#clear", "#samples button", "#layer-1 .maps", "#pg-i"):
+        label = page.evaluate(
+            "(s) => { const e = document.querySelector(s); return e.getAttribute('aria-label')"
+            " || (e.labels && e.labels[0] && e.labels[0].textContent) || e.textContent; }",
+            selector,
+        )
+        assert label.strip(), selector
