@@ -18,6 +18,18 @@ Jupyter asks an object for ``_repr_html_()`` and shows the HTML; IPython's termi
 from __future__ import annotations
 
 import html
+import re
+
+_LONG_DECIMAL = re.compile(r"\d+\.\d{5,}(?:e[-+]?\d+)?")
+
+
+def short_decimals(text: str) -> str:
+    """A label's text with long decimals cut to 4 significant digits (summaries keep all).
+
+    >>> short_decimals("NORMALIZE(mean=0.3077392280101776, std=0.25)")
+    'NORMALIZE(mean=0.3077, std=0.25)'
+    """
+    return _LONG_DECIMAL.sub(lambda match: f"{float(match.group()):.4g}", text)
 
 
 def pre(text: str) -> str:

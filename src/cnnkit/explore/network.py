@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit.arch.convert import describe
+from cnnkit.display import short_decimals
 from cnnkit.nn import registry
 from cnnkit.nn.layer import Layer
 
@@ -123,7 +124,7 @@ def _problem(kind: str, layer) -> str | None:
 
 def _label(layer, shape) -> str:
     try:
-        return describe(layer, (1, *shape))
+        return short_decimals(describe(layer, (1, *shape)))
     except Exception:  # a label must not stop the page: the class name says enough
         return type(layer).__name__
 

@@ -38,12 +38,12 @@ and a PNG is always saved by matplotlib's Agg renderer, with or without a displa
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from cnnkit.arch.convert import describe
+from cnnkit.display import short_decimals
 from cnnkit.errors import DataError
 from cnnkit.nn.modes import no_grad
 from cnnkit.nn.probe import evaluating
@@ -211,18 +211,12 @@ def feature_maps_figure(rows: list[FeatureMapRow], image: np.ndarray, *, title: 
         more = f", channels 0-{shown - 1} of {len(activation)}" if shown < len(activation) else ""
         high = float(np.abs(activation).max()) or 1.0
         cmap, low = ("gray", 0.0) if activation.min() >= 0 else ("RdBu_r", -high)
-        label = f"{row.index} {_rounded(row.layer)}\n{row.volume}{more}"
+        label = f"{row.index} {short_decimals(row.layer)}\n{row.volume}{more}"
         _tile_row(figure.add_subplot(grid[r]), label, activation[:shown], cmap, low, high)
     figure.suptitle(title, fontsize=12)
     return figure
 
 
-def _rounded(text: str) -> str:
-    """A label's layer text with long decimals to 4 significant digits (summaries keep all)."""
-    return _LONG_DECIMAL.sub(lambda match: f"{float(match.group()):.4g}", text)
-
-
-_LONG_DECIMAL = re.compile(r"\d+\.\d{5,}(?:e[-+]?\d+)?")
 _LABEL_WIDTH = 4.5  # tile heights left of the first tile, for the row's label
 _GAP = 0.1  # between tiles, in tile heights
 
