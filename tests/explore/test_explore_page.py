@@ -267,3 +267,29 @@ def test_the_page_fits_a_desktop_and_a_phone(width, height, pages, open_page, tm
             selector,
         )
         assert label.strip(), selector
+
+
+def test_in_a_notebook_the_page_runs_inline_in_a_sandboxed_frame(runs, pages, browser, tmp_path):
+    page = pages["lecture"]
+    frame_html = page._repr_html_()
+    assert frame_html.startswith('<iframe title="cnnkit explore" srcdoc="')
+    assert 'sandbox="allow-scripts"' in frame_html
+    holder = tmp_path / "notebook-cell.html"
+    holder.write_text(f"<!doctype html><html><body>{frame_html}</body></html>", "utf-8")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        tab = context.new_page()
+        errors = []
+        tab.on("pageerror", lambda error: errors.append(str(error)))
+        tab.goto(holder.resolve().as_uri())
+        tab.wait_for_function("document.querySelector('iframe') !== null")
+        frame = next(f for f in tab.frames if f is not tab.main_frame)
+        frame.wait_for_function("window.cnnkit && window.cnnkit.ready === true")
+        sample = frame.evaluate("window.cnnkit.samples()")[0]
+        inline = frame.evaluate("(image) => window.cnnkit.forward(image)", sample["image"])
+        model, _ = cnnkit.load_run(runs["lecture"])
+        expected = softmax(model.forward(np.array([sample["image"]], np.float32)))[0]
+        assert np.abs(np.array(inline["probabilities"]) - expected).max() <= 1e-4
+        assert not errors
+    finally:
+        context.close()

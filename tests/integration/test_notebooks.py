@@ -16,7 +16,7 @@ TIMEOUT = 120  # seconds per cell; each notebook takes well under a minute on 2 
 
 def test_the_notebooks_are_there():
     names = {page.stem for page in PAGES}
-    assert {"getting-started", "write-your-own-layer", "export-and-come-back"} <= names
+    assert {"getting-started", "write-your-own-layer", "export-and-come-back", "explore"} <= names
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[page.stem for page in PAGES])

@@ -101,6 +101,8 @@ class Dataset:
     std: np.ndarray
     fingerprint: str
     normalized: bool = True  # False: images as the loader returns them, mean/std not applied
+    validation: float | None = None  # how load_dataset split it: the share held out ...
+    split_seed: int | None = None  # ... and the seed that drew it (None: not from a source)
 
     @property
     def num_classes(self) -> int:
@@ -190,4 +192,6 @@ def load_dataset(
     for array in (*arrays, mean, std):
         array.setflags(write=False)
     c, h, w = images.shape[1:]
-    return Dataset(source, classes, (c, h, w), *arrays, mean, std, fingerprint, normalize)
+    return Dataset(
+        source, classes, (c, h, w), *arrays, mean, std, fingerprint, normalize, validation, seed
+    )

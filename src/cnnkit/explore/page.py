@@ -60,6 +60,19 @@ class ExplorerPage:
     def size(self) -> int:
         return len(self.html.encode("utf-8"))
 
+    def __repr__(self) -> str:
+        where = "" if self.path is None else f" at {self.path}"
+        return f"<ExplorerPage{where}: {self.size:,} bytes, {self.weights} weights>"
+
+    def _repr_html_(self) -> str:
+        """In a notebook the page runs inline, in a sandboxed frame that may run its own
+        scripts and nothing else."""
+        return (
+            f'<iframe title="cnnkit explore" srcdoc="{html.escape(self.html, quote=True)}" '
+            'sandbox="allow-scripts" style="width: 100%; height: 820px; border: 1px solid #ccc">'
+            "</iframe>"
+        )
+
 
 def asset(name: str) -> str:
     return resources.files("cnnkit.explore").joinpath("assets", name).read_text("utf-8")

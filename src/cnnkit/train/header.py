@@ -160,6 +160,7 @@ def validate_meta(check: _Fields) -> None:
     for name in ("spec", "data", "fingerprint"):
         check.text(name)
     check.number("validation", 0.0, 1.0)
+    check.integer("split_seed", 0)
     if values.get("validation") == 1.0:
         raise check.fail("validation", "a share in [0, 1)")
     classes = values.get("classes")

@@ -4,16 +4,16 @@
 ``run_dir`` it also keeps the run on disk::
 
     RUN_DIR/spec.txt        the architecture string
-    RUN_DIR/settings.json   the recipe, the data source and the model's input shape
+    RUN_DIR/settings.json   the recipe, the data source and split, the model's input shape
     RUN_DIR/history.csv     one row per epoch (and history.json, the same as a list)
     RUN_DIR/last.npz        the latest state: at every epoch's end, every ``checkpoint_every``
                             steps, and on Ctrl-C (see :mod:`cnnkit.train.checkpoint`)
     RUN_DIR/best.npz        the weights with the best validation accuracy so far
 
-Everything random comes from generators seeded by ``recipe.seed``: one for the weights and one
-for the data order and augmentation. A checkpoint stores that data generator's state, the
-current epoch's order and the running totals, so ``resume=True`` continues mid-epoch exactly: a
-run killed and resumed ends with bit-identical weights to one never interrupted.
+Everything random comes from generators seeded by ``recipe.seed`` (weights; data order and
+augmentation). A checkpoint stores the data generator's state, the epoch's order and the running
+totals, so ``resume=True`` continues mid-epoch exactly: a run killed and resumed ends with
+bit-identical weights to one never interrupted.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from cnnkit.train import resume as resume_rules
 from cnnkit.train.evaluation import evaluate
 from cnnkit.train.interrupts import Interrupts
 from cnnkit.train.recipe import EpochRecord, Recipe, Reporter, _StepClock
+from cnnkit.train.runs import data_source
 
 # ---------------------------------------------------------------------------------------------
 # The run state that a checkpoint captures
@@ -92,10 +93,6 @@ def _restore(ckpt: checkpoint.Checkpoint, rng: np.random.Generator) -> _State:
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# fit
-
-
 def fit(
     model,
     data,
@@ -140,6 +137,7 @@ def fit(
         "input_shape": list(data.input_shape),
         "mean": [float(v) for v in data.mean],
         "std": [float(v) for v in data.std],
+        **data_source(data),
         **(meta or {}),
         "recipe": asdict(recipe),
         "fingerprint": data.fingerprint,

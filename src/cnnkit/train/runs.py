@@ -106,6 +106,15 @@ def load_run(run_dir: str | Path, which: str = "best"):
     return model, header
 
 
+def data_source(data) -> dict:
+    """Where a data set loaded by ``load_dataset`` came from and how it was split, for the
+    run's header, so that ``evaluate``, ``explore`` and ``report`` find the run's data again
+    (``cnnkit train`` says the same); nothing for a data set made otherwise."""
+    if getattr(data, "split_seed", None) is None:
+        return {}
+    return {"data": data.name, "validation": data.validation, "split_seed": data.split_seed}
+
+
 def run_data(header: dict, source: str | None = None):
     """(the run's data set as the loader returns it, not normalised; the source used): its own
     data unless ``source`` names another, split as in training."""
@@ -118,7 +127,7 @@ def run_data(header: dict, source: str | None = None):
     data = load_dataset(
         source,
         validation=0.1 if header.get("validation") is None else header["validation"],
-        seed=(header.get("recipe") or {}).get("seed", 0),
+        seed=header.get("split_seed", (header.get("recipe") or {}).get("seed", 0)),
         normalize=False,
     )
     expected = header.get("input_shape")
