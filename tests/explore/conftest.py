@@ -7,10 +7,9 @@ import contextlib
 import io
 import shutil
 
-import numpy as np
+import layers
 import pytest
 
-import cnnkit
 from cnnkit import cli
 from cnnkit.explore import write_explorer
 from cnnkit.nn import registry
@@ -61,23 +60,8 @@ def runs(tmp_path_factory):
     return found
 
 
-class Scale(cnnkit.Layer):
+class Scale(layers.Scale):
     """A user's layer the page has no code for (registered only while its run is made)."""
-
-    def __init__(self, init=1.0):
-        self.init = init
-
-    def build(self, input_shape):
-        self.weight = cnnkit.Parameter(np.full(input_shape[1], self.init, self.dtype), "weight")
-
-    def forward(self, x):
-        self.save_for_backward(x)
-        return x * self.weight.data[:, None, None]
-
-    def backward(self, dy):
-        (x,) = self.saved_tensors
-        self.weight.grad += (dy * x).sum(axis=(0, 2, 3))
-        return dy * self.weight.data[:, None, None]
 
 
 @pytest.fixture(scope="session")

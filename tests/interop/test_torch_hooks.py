@@ -5,6 +5,7 @@ import gc
 import subprocess
 import sys
 
+import layers
 import numpy as np
 import pytest
 
@@ -30,23 +31,8 @@ class TorchScale(torch.nn.Module):
 @pytest.fixture
 def scale_layer():
     @cnnkit.register_layer("TESTSCALE")
-    class Scale(cnnkit.Layer):
+    class Scale(layers.Scale):  # tests/layers.py's, with the torch hooks
         torch_classes = (TorchScale,)
-
-        def __init__(self, init=1.0):
-            self.init = init
-
-        def build(self, input_shape):
-            self.weight = cnnkit.Parameter(np.full(input_shape[1], self.init, self.dtype), "weight")
-
-        def forward(self, x):
-            self.save_for_backward(x)
-            return x * self.weight.data[:, None, None]
-
-        def backward(self, dy):
-            (x,) = self.saved_tensors
-            self.weight.grad += (dy * x).sum(axis=(0, 2, 3))
-            return dy * self.weight.data[:, None, None]
 
         def torch_module(self, convert):
             return convert.torch_class(self)(self.weight.data.shape[0])

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.atomic import write_text
-from cnnkit.errors import ConfigError, DataError
+from cnnkit.errors import ConfigError
 from cnnkit.explore.network import describe_network
 from cnnkit.explore.pack import base64_text, pack, rounded
 
@@ -151,20 +151,9 @@ def load_run_content(run_dir, which: str = "best") -> RunContent:
     """The run's model, header, history and test images, each checked as cnnkit's readers do."""
     from cnnkit.train import load_run, run_data
     from cnnkit.train.runfiles import read_history
+    from cnnkit.train.runs import checked_run_dir
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise DataError(
-            f"{run_dir}: no such run directory; give the RUN_DIR that cnnkit train wrote "
-            "(its --out)"
-        )
-    if which not in ("best", "last"):
-        raise ConfigError(f"checkpoint must be 'best' or 'last', got {which!r}")
-    if not (run_dir / f"{which}.npz").is_file():
-        raise DataError(
-            f"{run_dir}: no {which}.npz: not a cnnkit train run, or one stopped before its "
-            "first epoch ended; give the RUN_DIR that cnnkit train wrote (its --out)"
-        )
+    run_dir = checked_run_dir(run_dir, which)
     model, header = load_run(run_dir, which)
     history = read_history(run_dir, header.get("history") or []) or []
     data, source = run_data(header, None)

@@ -106,6 +106,25 @@ def load_run(run_dir: str | Path, which: str = "best"):
     return model, header
 
 
+def checked_run_dir(run_dir, which: str = "best") -> Path:
+    """``run_dir`` as a Path once it is a directory holding the ``which`` checkpoint (``best``
+    or ``last``); otherwise the one-line error that says what to give instead."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(
+            f"{run_dir}: no such run directory; give the RUN_DIR that cnnkit train wrote "
+            "(its --out)"
+        )
+    if which not in ("best", "last"):
+        raise ConfigError(f"checkpoint must be 'best' or 'last', got {which!r}")
+    if not (run_dir / f"{which}.npz").is_file():
+        raise DataError(
+            f"{run_dir}: no {which}.npz: not a cnnkit train run, or one stopped before its "
+            "first epoch ended; give the RUN_DIR that cnnkit train wrote (its --out)"
+        )
+    return run_dir
+
+
 def data_source(data) -> dict:
     """Where a data set loaded by ``load_dataset`` came from and how it was split, for the
     run's header, so that ``evaluate``, ``explore`` and ``report`` find the run's data again

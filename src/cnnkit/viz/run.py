@@ -16,7 +16,7 @@ import numpy as np
 
 from cnnkit.arch.convert import describe
 from cnnkit.atomic import write_bytes
-from cnnkit.errors import ConfigError, DataError
+from cnnkit.errors import ConfigError
 from cnnkit.train.runfiles import read_history, read_settings
 from cnnkit.viz.figures import (
     confusion_figure,
@@ -70,20 +70,9 @@ def load_view(run_dir: str | Path, which: str = "best") -> RunView:
     :func:`cnnkit.train.runfiles.read_settings` and ``read_history``): a damaged one raises
     DataError naming it."""
     from cnnkit.train import load_run, predict, run_data
+    from cnnkit.train.runs import checked_run_dir
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise DataError(
-            f"{run_dir}: no such run directory; give the RUN_DIR that cnnkit train wrote "
-            "(its --out)"
-        )
-    if which not in ("best", "last"):
-        raise ConfigError(f"checkpoint must be 'best' or 'last', got {which!r}")
-    if not (run_dir / f"{which}.npz").is_file():
-        raise DataError(
-            f"{run_dir}: no {which}.npz: not a cnnkit train run, or one stopped before its "
-            "first epoch ended; give the RUN_DIR that cnnkit train wrote (its --out)"
-        )
+    run_dir = checked_run_dir(run_dir, which)
     model, header = load_run(run_dir, which)
     settings = read_settings(run_dir, required=(), missing_ok=True) or {}
     history = read_history(run_dir, header.get("history") or [])
