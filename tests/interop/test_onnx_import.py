@@ -355,3 +355,57 @@ def test_graphs_cnnkit_cannot_read_are_refused_in_one_line(tmp_path):
         r"1,099,511,627,776 values from constants, more than the 16,777,216",
     ):
         import_onnx(save(tmp_path, bomb, [huge], [1, 3, 4, 4]))
+
+
+def _conv(**attributes):
+    return [helper.make_node("Conv", ["x", "W"], ["y"], name="c", **attributes)], [
+        tensor("W", 4, 2, 3, 3)
+    ]
+
+
+MALFORMED = {
+    "pads of two values": (_conv(pads=[1, 1]), r"'c' \(Conv\): pads \[1, 1\]: give four values"),
+    "one stride": (_conv(strides=[2]), r"'c' \(Conv\): strides \[2\]: give two integers >= 1"),
+    "three dilations": (_conv(dilations=[1, 1, 1]), r"dilations \[1, 1, 1\]: give two integers"),
+    "a zero stride": (_conv(strides=[0, 1]), r"strides \[0, 1\]: give two integers >= 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_window_attributes_are_one_line_naming_the_node(tmp_path, case):
+    (nodes, initializers), message = MALFORMED[case]
+    path = save(tmp_path, nodes, initializers, ["N", 2, 8, 8], ["N", 4, 6, 6])
+    with pytest.raises(DataError, match=message):
+        import_onnx(path)
+
+
+def test_a_constant_without_its_value_and_a_vector_ratio_are_one_line(tmp_path):
+    empty = helper.make_node("Constant", [], ["c"], name="c")
+    nodes = [empty, helper.make_node("Sub", ["x", "c"], ["y"], name="s")]
+    with pytest.raises(DataError, match=r"'c' \(Constant\) has 0 attributes"):
+        import_onnx(save(tmp_path, nodes, [], ["N", 2, 8, 8]))
+    ratio = numpy_helper.from_array(np.array([0.3, 0.2], np.float32), "r")
+    nodes = [helper.make_node("Dropout", ["x", "r"], ["y"], name="d")]
+    with pytest.raises(DataError, match=r"'d' \(Dropout\): is malformed \(TypeError"):
+        import_onnx(save(tmp_path, nodes, [ratio], ["N", 2, 8, 8]))
+
+
+@pytest.mark.parametrize("target", [[3, -1], [1, 128]])
+def test_a_reshape_that_fixes_the_batch_is_refused(tmp_path, target):
+    shape = numpy_helper.from_array(np.array(target, np.int64), "s")
+    nodes = [helper.make_node("Reshape", ["x", "s"], ["y"], name="r")]
+    with pytest.raises(DataError, match=r"'r' \(Reshape\): reshapes to .* \(N, -1\) only"):
+        import_onnx(save(tmp_path, nodes, [shape], ["N", 2, 8, 8], ["N", 128]))
+
+
+def test_residual_blocks_nested_past_the_grammars_depth_are_refused(tmp_path):
+    nodes, names, value = [], [], "x"
+    for i in range(12):  # Relu(Relu(...) + ...) + x, twelve blocks deep
+        nodes.append(helper.make_node("Relu", [value], [f"r{i}"]))
+        names.append(value)
+        value = f"r{i}"
+    for i in reversed(range(12)):
+        nodes.append(helper.make_node("Add", [value, names[i]], [f"a{i}" if i else "y"]))
+        value = f"a{i}"
+    with pytest.raises(DataError, match="residual blocks nest more than 8 deep"):
+        import_onnx(save(tmp_path, nodes, [], ["N", 2, 8, 8]))

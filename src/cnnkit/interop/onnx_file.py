@@ -136,6 +136,11 @@ class GraphView:
             self.constants[name] = np.asarray(value)
 
     def _constant_value(self, node) -> np.ndarray:
+        if len(node.attribute) != 1:
+            raise DataError(
+                f"ONNX node {node.name or node.output[0]!r} (Constant) has "
+                f"{len(node.attribute)} attributes; a Constant holds exactly one value"
+            )
         attribute = node.attribute[0]
         value = self.onnx.helper.get_attribute_value(attribute)
         if attribute.name == "value":

@@ -22,6 +22,7 @@ Any other node is refused naming it and its op:
 
 from __future__ import annotations
 
+from cnnkit.arch.grammar import MAX_DEPTH
 from cnnkit.errors import CnnkitError, DataError
 from cnnkit.interop.onnx_file import GraphView, read_model
 from cnnkit.interop.onnx_node import OnnxNode
@@ -77,6 +78,7 @@ class _Reader:
 
     def __init__(self, graph: GraphView, ops: dict[str, type]) -> None:
         self.graph, self.ops = graph, ops
+        self.depth = 0  # residual blocks open around the node being read
 
     def unsupported(self, node, why: str | None = None) -> DataError:
         label = f"ONNX node {node.name or node.output[0]!r} ({node.op_type})"
@@ -135,6 +137,19 @@ class _Reader:
 
     def residual(self, value: str, shape, users):
         """The block whose paths start at the fork ``value``: (Residual, output, shape)."""
+        self.depth += 1
+        try:
+            return self._residual(value, shape, users)
+        finally:
+            self.depth -= 1
+
+    def _residual(self, value: str, shape, users):
+        if self.depth > MAX_DEPTH:
+            raise DataError(
+                f"{self.graph.path}: residual blocks nest more than {MAX_DEPTH} deep at ONNX "
+                f"value {value!r}; cnnkit reads up to {MAX_DEPTH} levels, as its architecture "
+                "strings do"
+            )
         if users[0] is users[1]:
             raise self.unsupported(users[0], f"reads {value!r} twice; cnnkit reads x + f(x)")
         paths = []
@@ -160,7 +175,18 @@ class _Reader:
 
     # -- one node, or a pattern of several -------------------------------------------------------
     def step(self, node, shape):
-        """The layers ``node`` (with the nodes it pairs with) is, its output and its shape."""
+        """The layers ``node`` (with the nodes it pairs with) is, its output and its shape; a
+        node whose attributes or inputs do not have the forms ONNX defines is one line."""
+        try:
+            return self._step(node, shape)
+        except CnnkitError:
+            raise
+        except (ArithmeticError, IndexError, KeyError, TypeError, ValueError) as error:
+            raise self.unsupported(
+                node, f"is malformed ({type(error).__name__}: {error})"
+            ) from None
+
+    def _step(self, node, shape):
         op, output = node.op_type, node.output[0]
         if node.domain not in ("", "ai.onnx"):
             raise self.unsupported(node)
@@ -239,8 +265,13 @@ class _Reader:
         pads = view.constant(1).astype(int).tolist()
         axes = view.constant(3, optional=True)
         if axes is not None:  # opset 18: pads for the listed axes only
+            listed = [int(a) % 4 for a in axes.reshape(-1)]
+            if len(set(listed)) != len(listed) or len(pads) != 2 * len(listed):
+                raise view.refuse(
+                    f"axes {listed} with pads {pads}: give each axis once, two pads each"
+                )
             full = [0] * 8
-            for i, axis in enumerate(int(a) % 4 for a in axes.reshape(-1)):
+            for i, axis in enumerate(listed):
                 full[axis], full[axis + 4] = pads[i], pads[i + len(axes.reshape(-1))]
             pads = full
         value = view.constant(2, optional=True)

@@ -99,8 +99,10 @@ class OnnxNode:
         kernel = tuple(int(k) for k in kernel or ())
         if len(kernel) != 2 or (self.attr("kernel_shape") not in (None, list(kernel))):
             raise self.refuse(f"its window is {list(kernel)}; cnnkit reads 2-D windows (KH, KW)")
-        strides = tuple(self.attr("strides", [1, 1]))
-        dilations = tuple(self.attr("dilations", [1, 1]))
+        strides = self._pair("strides", 1)
+        dilations = self._pair("dilations", 1)
+        if len(self.attr("pads", [0, 0, 0, 0])) != 4 or min(self.attr("pads", [0])) < 0:
+            raise self.refuse(f"pads {self.attr('pads')}: give four values >= 0 (T, L, B, R)")
         if not dilation and dilations != (1, 1):
             raise self.refuse(f"dilations {list(dilations)}: cnnkit's AvgPool2d has none")
         spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilations, strict=True)]
@@ -119,6 +121,13 @@ class OnnxNode:
         if dilation:
             found["dilation"] = dilations
         return found
+
+    def _pair(self, name: str, low: int) -> tuple[int, int]:
+        """A 2-D attribute (strides, dilations) of two integers >= ``low``, or one line."""
+        value = self.attr(name, [1, 1])
+        if not isinstance(value, list) or len(value) != 2 or min(value) < low:
+            raise self.refuse(f"{name} {value}: give two integers >= {low} (H, W)")
+        return tuple(int(v) for v in value)
 
     def _own_pads(self, spans, strides) -> tuple[list[int], list[int]]:
         auto = self.attr("auto_pad", "NOTSET")

@@ -62,8 +62,12 @@ class Flatten(Layer):
                 raise node.refuse("only axis=1 (keep the batch axis, merge the rest) is read")
             return node.build(cls)
         size, target = math.prod(node.input_shape[1:]), node.constant(1).astype(int).tolist()
-        if len(target) != 2 or target[0] < -1 or target[1] not in (-1, size) or target == [-1, -1]:
-            raise node.refuse(f"reshapes to {target}; cnnkit reads a Reshape to (N, -1) only")
+        batch = target[0] == -1 or (target[0] == 0 and not node.attr("allowzero", 0))
+        if len(target) != 2 or not batch or target[1] not in (-1, size) or target == [-1, -1]:
+            raise node.refuse(
+                f"reshapes to {target}; cnnkit reads a Reshape to (N, -1) only: [0, -1], "
+                f"[-1, {size}] or [0, {size}], allowzero 0"
+            )
         return node.build(cls)
 
     def extra_repr(self) -> str:
