@@ -105,6 +105,8 @@ def test_over_the_budget_half_the_images_go_then_the_weights_become_float16():
         (["explore", "{run}", "--out", "{file}/page.html"], r"page\.html: could not be written"),
         (["explore", "{run}", "--max-mb", "0.05"], r"over the budget of 0\.05 MB; raise it"),
         (["explore", "{run}", "--max-mb", "-1"], r"--max-mb: must be > 0"),
+        (["explore", "{run}", "--max-mb", "inf"], r"--max-mb: must be a finite number, got inf"),
+        (["explore", "{run}", "--max-mb", "1e400"], r"--max-mb: must be a finite number"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, runs, tmp_path, capsys):
@@ -166,3 +168,9 @@ def test_layers_the_page_cannot_run_are_named_with_their_path():
     weight = nodes[0]["tensors"]["weight"]
     np.testing.assert_array_equal(arrays[weight["index"]], model[0].weight.data)
     assert weight["shape"] == [2, 1, 3, 3] and nodes[0]["config"]["padding"] == [1, 1]
+
+
+def test_a_huge_budget_means_no_limit(runs, tmp_path, capsys):
+    out = tmp_path / "p.html"
+    assert cli.main(["explore", str(runs["lecture"]), "--out", str(out), "--max-mb", "1e300"]) == 0
+    assert out.stat().st_size > 10_000

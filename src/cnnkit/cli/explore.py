@@ -44,7 +44,10 @@ def run_explore(args: argparse.Namespace) -> int:
 
     run_dir = run_directory(args.run_dir)
     page = write_explorer(
-        run_dir, args.out, which=args.checkpoint, max_bytes=int(args.max_mb * 1_000_000)
+        run_dir,
+        args.out,
+        which=args.checkpoint,
+        max_bytes=int(min(args.max_mb, 1e6) * 1_000_000),  # past a terabyte: no limit
     )
     print(page.path)
     print(
