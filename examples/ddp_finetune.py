@@ -79,11 +79,20 @@ def parse(argv=None) -> argparse.Namespace:
 def check_out(new: Path, force: bool) -> None:
     """Refuse, on every process, a NEW that holds a run (as rank 0 sees it), before training."""
     problem = None
-    if dist.get_rank() == 0 and not force and new.is_dir():
-        present = rundir.run_files(new, trained=True)
-        problem = (
-            f"{new} already holds a run ({', '.join(present)}); pass --force" if present else None
-        )
+    if dist.get_rank() == 0:
+        try:
+            rundir.prepare(new)  # a NEW that cannot be created is said now, not after training
+        except CnnkitError as error:
+            problem = str(error)
+        if problem is None and not force:
+            present = rundir.run_files(new, trained=True)
+            problem = f"{new} already holds a run ({', '.join(present)}); pass --force"
+            problem = problem if present else None
+    share_problem(problem)
+
+
+def share_problem(problem: str | None) -> None:
+    """Rank 0's one-line problem (or None) raised on every process, so all stop alike."""
     found = [problem]
     dist.broadcast_object_list(found, src=0)
     if found[0] is not None:
@@ -298,12 +307,18 @@ def main(argv=None) -> int:
         )
         log(accuracy_line(f"before ({args.run}, {args.checkpoint}.npz)", network, splits))
         records, best, module = finetune(args, network, splits, recipe, device)
+        problem = None
         if dist.get_rank() == 0:
-            final = cnnkit.from_torch(module, network.input_shape)
-            write_run(Path(args.out), final, header, recipe, records, best, args.force)
-            log(accuracy_line(f"after ({args.out}, last.npz)", final, splits))
-            log(f"run saved in {args.out} (cnnkit evaluate {args.out}; cnnkit report {args.out})")
-        dist.barrier()
+            try:
+                final = cnnkit.from_torch(module, network.input_shape)
+                write_run(Path(args.out), final, header, recipe, records, best, args.force)
+            except CnnkitError as error:
+                problem = str(error)
+            else:
+                log(accuracy_line(f"after ({args.out}, last.npz)", final, splits))
+                done = f"cnnkit evaluate {args.out}; cnnkit report {args.out}"
+                log(f"run saved in {args.out} ({done})")
+        share_problem(problem)
     except CnnkitError as error:
         print(f"ddp_finetune: error (rank {dist.get_rank()}): {error}", file=sys.stderr)
         return 2

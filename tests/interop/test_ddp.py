@@ -51,3 +51,24 @@ def test_two_processes_finetune_and_write_a_cnnkit_run(tmp_path, capsys):
     assert f"{evaluated['accuracy']:.2%}" == reported
     history = json.loads((tmp_path / "new" / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2]  # the run's epoch, then the new one
+
+
+def test_a_new_run_directory_that_cannot_be_made_stops_every_process_before_training(tmp_path):
+    run = str(tmp_path / "run")
+    assert cli.main(["train", "--arch", ARCH, "--epochs", "1", "--quiet", "--out", run]) == 0
+    (tmp_path / "file").write_text("not a directory")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(cnnkit.__file__).parents[1]))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    bad = str(tmp_path / "file" / "new")
+    done = subprocess.run(
+        [*command, str(SCRIPT), run, "--epochs", "1", "--limit", "64", "--out", bad],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode != 0
+    assert "epoch 1/1" not in done.stdout  # refused before any training
+    for rank in (0, 1):
+        line = f"ddp_finetune: error (rank {rank}): --out {bad}: the run directory cannot be"
+        assert line in done.stderr, done.stderr[-2000:]
