@@ -9,6 +9,7 @@ import io
 import json
 import math
 import random
+import re
 
 import numpy as np
 import pytest
@@ -293,3 +294,41 @@ def test_in_a_notebook_the_page_runs_inline_in_a_sandboxed_frame(runs, pages, br
         assert not errors
     finally:
         context.close()
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        ("flat", r"image has 8 entries along C, expected 1"),
+        ("nan", r"image\[0\]\[2\]\[3\] is null, not a finite number"),  # JSON sends NaN as null
+        ("text", r"image\[0\]\[0\]\[0\] is \"0.5\", not a finite number"),
+        ("bool", r"image\[0\]\[1\]\[1\] is true, not a finite number"),
+        ("deep", r"image\[0\]\[0\]\[0\] is \[0\.5\], not a finite number"),
+        ("short", r"image\[0\] has 7 entries along H, expected 8"),
+    ],
+    ids=["flat", "nan", "text", "bool", "deep", "short"],
+)
+def test_forward_refuses_what_is_not_one_image_of_finite_numbers(pages, open_page, image, message):
+    opened = open_page(pages["lecture"])
+    good = [[[0.5] * 8 for _ in range(8)]]
+    bad = {
+        "flat": good[0],
+        "nan": [[[0.5] * 8 for _ in range(2)] + [[0.5] * 3 + [None] + [0.5] * 4] + good[0][3:]],
+        "text": [[["0.5", *good[0][0][1:]], *good[0][1:]]],
+        "bool": [[good[0][0], [0.5, True, *good[0][1][2:]], *good[0][2:]]],
+        "deep": [[[[0.5], *good[0][0][1:]], *good[0][1:]]],
+        "short": [good[0][:7]],
+    }[image]
+    thrown = opened.page.evaluate(
+        "(image) => { try { window.cnnkit.forward(image); return null; }"
+        " catch (error) { return error.message; } }",
+        bad,
+    )
+    assert thrown is not None and re.search(message, thrown), thrown
+    inf = opened.page.evaluate(
+        "() => { const image = [[...Array(8)].map(() => Array(8).fill(0.5))];"
+        " image[0][4][4] = Infinity;"
+        " try { window.cnnkit.forward(image); return null; }"
+        " catch (error) { return error.message; } }"
+    )
+    assert inf is not None and "is Infinity, not a finite number" in inf

@@ -51,22 +51,35 @@ function view3(shape) {
 }
 
 // One image as nested arrays [C][H][W] (or a flat array of C*H*W values) -> a tensor.
+// One image given as nested arrays [C][H][W] of finite numbers (window.cnnkit.forward's
+// argument), checked level by level: a wrong size names the axis, anything else the entry.
 function imageTensor(image, shape) {
+  const [c, h, w] = shape;
+  const axes = ["C", "H", "W"];
   const flat = [];
-  (function walk(value) {
-    if (Array.isArray(value) || ArrayBuffer.isView(value)) {
-      for (const item of value) walk(item);
-    } else {
-      flat.push(Number(value));
-    }
-  })(image);
-  const expected = size(shape);
-  if (flat.length !== expected) {
+  const fail = (why) => {
     throw new Error(
-      `the network takes ${shape.join("x")} images (C, H, W): ${expected} values, got ` +
-        `${flat.length}; pass one image as nested arrays [C][H][W]`,
+      `the network takes one ${h}x${w}x${c} image as nested arrays [C][H][W] ` +
+        `(${c} x ${h} x ${w} numbers): ${why}`,
     );
-  }
+  };
+  (function walk(value, depth, where) {
+    if (depth === 3) {
+      if (typeof value !== "number" || !Number.isFinite(value)) {
+        const shown = typeof value === "number" ? String(value) : JSON.stringify(value);
+        fail(`image${where} is ${shown ?? String(value)}, not a finite number`);
+      }
+      flat.push(value);
+      return;
+    }
+    if (!Array.isArray(value) && !ArrayBuffer.isView(value)) {
+      fail(`image${where} is ${typeof value}, expected an array along ${axes[depth]}`);
+    }
+    if (value.length !== shape[depth]) {
+      fail(`image${where} has ${value.length} entries along ${axes[depth]}, expected ${shape[depth]}`);
+    }
+    for (let i = 0; i < value.length; i++) walk(value[i], depth + 1, `${where}[${i}]`);
+  })(image, 0, "");
   return tensor(shape, Float64Array.from(flat));
 }
 
