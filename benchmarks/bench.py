@@ -16,7 +16,13 @@ fresh process builds the model and runs five training steps. The modern layers' 
 (BatchNorm2d, depthwise and dilated convolution, a residual block, a ResNet-20 training step,
 each with a target of <= 1.5x PyTorch) are in bench_modern.py.
 
-Run: ``python benchmarks/bench.py [--rounds 3] [--json PATH] [--cases SUBSTRING ...]``.
+Every table is printed for each machine kind (``--kinds``): ``native`` runs this machine as it
+is; ``avx2`` emulates an AVX2-only CPU (OpenBLAS's Haswell kernel, numba compiling for Haswell,
+PyTorch's ATen and oneDNN kept to AVX2), each worker reporting the BLAS kernel, numba target and
+PyTorch CPU capability it really ran with.
+
+Run: ``python benchmarks/bench.py [--rounds 3] [--json PATH] [--cases SUBSTRING ...]
+[--kinds native avx2]``.
 """
 
 from __future__ import annotations
@@ -392,6 +398,7 @@ def run_worker(library: str, names: list[str], repeats: int) -> dict:
                 ms = median_ms(call, 1 if fewer else repeats, warmup=0 if fewer else 3)
                 if key not in results or ms < results[key][0]:
                     results[key] = (ms, layout)
+    results["info"] = worker_info(library)
     if library == "cnnkit":
         results["gemm_peak_gflops"] = gemm_peak_gflops(repeats)
         for case in selected(names):
@@ -477,8 +484,49 @@ def machine_lines() -> list[str]:
 # Driver
 
 
-def spawn(arguments: list[str]) -> dict:
+# The kinds of machine each table is for. "avx2" emulates an AVX2-only CPU on this one: OpenBLAS's
+# Haswell kernel, numba compiling for Haswell, and PyTorch's ATen and oneDNN kept to AVX2, so both
+# libraries run the instructions such a machine has. Set only in the benchmark's own workers.
+KINDS = {
+    "native": {},
+    "avx2": {
+        "OPENBLAS_CORETYPE": "Haswell",
+        "NUMBA_CPU_NAME": "haswell",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+    },
+}
+
+
+def kind_lines(info: dict, kind: str) -> list[str]:
+    """What the workers of one kind ran on, as they reported it."""
+    settings = ", ".join(f"{k}={v}" for k, v in KINDS[kind].items()) or "this machine as it is"
+    return [
+        f"machine kind: {kind} ({settings})",
+        f"cnnkit worker: {info['cnnkit']['blas']}; numba target {info['cnnkit']['numba']}",
+        f"PyTorch worker: CPU capability {info['torch']['torch_isa']}",
+    ]
+
+
+def worker_info(library: str) -> dict:
+    """The BLAS kernel and compile target a worker actually runs with."""
+    if library == "torch":
+        import torch
+
+        return {"torch_isa": torch.backends.cpu.get_cpu_capability()}
+    try:
+        import numba
+        from llvmlite import binding
+
+        target = numba.config.CPU_NAME or binding.get_host_cpu_name()
+    except ImportError:
+        target = "none (numba not installed)"
+    return {"blas": blas_line().removeprefix("BLAS: "), "numba": target}
+
+
+def spawn(arguments: list[str], kind: str = "native") -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2")
+    env.update(KINDS[kind])
     command = [sys.executable, __file__, *arguments]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -633,6 +681,13 @@ def main() -> None:
     parser.add_argument("--cases", nargs="*", default=[], help="run cases whose name contains")
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    parser.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=sorted(KINDS),
+        default=["native", "avx2"],
+        help="machine kinds, one table each (avx2: emulated on this machine; see KINDS)",
+    )
     parser.add_argument("--worker", choices=["cnnkit", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--memory-worker", choices=["cnnkit", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -645,27 +700,33 @@ def main() -> None:
     header = machine_lines()
     for line in header:
         print(line, flush=True)
+    summaries = {kind: run_kind(kind, args) for kind in args.kinds}
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"machine": header, "kinds": summaries}, handle, indent=1)
+
+
+def run_kind(kind: str, args) -> dict:
+    """Every round of one machine kind, then its table and targets."""
     results: dict[str, list[dict]] = {"cnnkit": [], "torch": []}
     for round_index in range(args.rounds):
         for library in ("cnnkit", "torch"):
             arguments = ["--worker", library, "--repeats", str(args.repeats)]
-            results[library].append(spawn([*arguments, "--cases", *args.cases]))
-        print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+            results[library].append(spawn([*arguments, "--cases", *args.cases], kind))
+        print(f"{kind}: round {round_index + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     memory = None
     if not args.no_memory:
         rises = {"cnnkit": [], "torch": []}
         for _ in range(3):
             for library in rises:
-                rises[library].append(spawn(["--memory-worker", library])["peak_rise_kib"])
+                rises[library].append(spawn(["--memory-worker", library], kind)["peak_rise_kib"])
         memory = {f"{lib}_kib": statistics.median(values) for lib, values in rises.items()}
     print()
     summary = report(results, args.cases, memory)
-    print_table(summary, [])
-    if args.json:
-        summary["machine"] = header
-        summary["raw"] = results
-        with open(args.json, "w") as handle:
-            json.dump(summary, handle, indent=1)
+    info = {library: runs[0]["info"] for library, runs in results.items()}
+    print_table(summary, kind_lines(info, kind))
+    summary["info"], summary["raw"] = info, results
+    return summary
 
 
 if __name__ == "__main__":
