@@ -7,7 +7,8 @@ input and of every parameter. BatchNorm2d is in training mode (batch statistics,
 statistics updated every call), as is every BN in the residual block and in ResNet-20. The
 ResNet-20 step is forward, cross-entropy, backward (no input gradient) and an SGD update with
 momentum 0.9 at batch 64 on 3x32x32, like the LeNet-5 step. The target for each of these
-cases is <= 1.5x PyTorch.
+cases is <= 1.5x PyTorch. A CIFAR VGG-style step (64-128-256 channels, two 3x3 CONV-RELU per
+stage, batch 64) is a speed case like bench.py's own: it counts in the geometric mean.
 
 A case here carries its own calls (``cnnkit_calls``, ``torch_calls``), its modes, the input
 layouts cnnkit is timed with, and its FLOPs per mode (``flops_of``), so bench.py needs no
@@ -229,8 +230,9 @@ def torch_resnet20(torch):
 
 
 @dataclass(frozen=True)
-class ResNetStep:
-    """A ResNet-20 training step at batch 64: forward, loss, backward, SGD with momentum."""
+class TrainingStep:
+    """A training step at batch 64 on 3x32x32 (CIFAR-10's size): forward, cross-entropy,
+    backward (no input gradient, as for images) and SGD with momentum 0.9."""
 
     name: str
 
@@ -238,11 +240,21 @@ class ResNetStep:
     cnnkit_layouts = ("NCHW",)  # the images a user hands in
     target = TARGET
 
+    spec = ""  # the network as cnnkit builds it
+    head = 64  # the classifier's input features
+
+    def convs(self) -> list[tuple[int, int, int, int]]:
+        """(C in, D, F, output size) of every convolution, the first layer first."""
+        raise NotImplementedError
+
+    def torch_model(self, torch):
+        raise NotImplementedError
+
     def flops_of(self, mode: str) -> float:
         """Forward products, then backward: weight gradients everywhere, input gradients
-        everywhere but the stem (the images need none)."""
-        convs = [conv_flops(BATCH, c, d, k, size) for c, d, k, size in resnet20_products()]
-        forward = sum(convs) + 2.0 * BATCH * 64 * 10
+        everywhere but the first layer (the images need none)."""
+        convs = [conv_flops(BATCH, c, d, k, size) for c, d, k, size in self.convs()]
+        forward = sum(convs) + 2.0 * BATCH * self.head * 10
         return 3 * forward - convs[0]
 
     def cnnkit_calls(self, layout: str, rng) -> dict:
@@ -250,7 +262,7 @@ class ResNetStep:
 
         import cnnkit
 
-        model = cnnkit.from_spec("resnet20", rng=rng)
+        model = cnnkit.from_spec(self.spec, rng=rng)
         loss_fn = cnnkit.CrossEntropyLoss()
         optimizer = cnnkit.SGD(model.parameters(), lr=0.01, momentum=0.9)
         x = rng.random((BATCH, 3, 32, 32), dtype=np.float32)
@@ -267,7 +279,7 @@ class ResNetStep:
     def torch_calls(self, memory_format, generator) -> dict:
         import torch
 
-        model = torch_resnet20(torch).to(memory_format=memory_format).train()
+        model = self.torch_model(torch).to(memory_format=memory_format).train()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         x = torch.rand(BATCH, 3, 32, 32, generator=generator)
         x = x.contiguous(memory_format=memory_format)
@@ -281,10 +293,57 @@ class ResNetStep:
         return {"step": step}
 
 
+@dataclass(frozen=True)
+class ResNetStep(TrainingStep):
+    """He et al.'s ResNet-20 (cnnkit's "resnet20")."""
+
+    spec = "resnet20"
+
+    def convs(self):
+        return resnet20_products()
+
+    def torch_model(self, torch):
+        return torch_resnet20(torch)
+
+
+VGG_STAGES = (64, 128, 256)  # two 3x3 CONV-RELU per stage, then a 2x2 max pool
+VGG_SPEC = (
+    "INPUT(3x32x32) - "
+    + " - ".join(f"[CONV(D={d}, F=3, P=1) - RELU] x 2 - POOL(F=2)" for d in VGG_STAGES)
+    + " - FC(10)"
+)
+
+
+@dataclass(frozen=True)
+class VggStep(TrainingStep):
+    """A CIFAR VGG-style network: 64-128-256 channels, two 3x3 convolutions per stage."""
+
+    target = None  # a speed case: held to the geometric mean and the worst-case line
+    spec = VGG_SPEC
+    head = 256 * 4 * 4
+
+    def convs(self):
+        found, c_in, size = [], 3, 32
+        for d in VGG_STAGES:
+            found += [(c_in, d, 3, size), (d, d, 3, size)]
+            c_in, size = d, size // 2
+        return found
+
+    def torch_model(self, torch):
+        nn, layers, c_in = torch.nn, [], 3
+        for d in VGG_STAGES:
+            for _ in range(2):
+                layers += [nn.Conv2d(c_in, d, 3, padding=1), nn.ReLU()]
+                c_in = d
+            layers.append(nn.MaxPool2d(2))
+        return nn.Sequential(*layers, nn.Flatten(), nn.Linear(256 * 4 * 4, 10))
+
+
 MODERN_CASES = [
     BatchNormCase("BatchNorm2d (training) on 16x32x32", (BATCH, 16, 32, 32)),
     ConvCase("depthwise 32x32x32 -> 32@3x3 P=1 groups=32", (BATCH, 32, 32, 32), 32, 3, 1, 1, 32),
     ConvCase("dilated 16x32x32 -> 32@3x3 P=2 dilation=2", (BATCH, 16, 32, 32), 32, 3, 2, 2),
     ResidualCase("residual block 16x32x32 [CONV-BN-RELU-CONV-BN]", (BATCH, 16, 32, 32)),
     ResNetStep("ResNet-20 training step, batch 64"),
+    VggStep("CIFAR VGG-style step (64-128-256), batch 64"),
 ]
