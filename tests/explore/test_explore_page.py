@@ -11,6 +11,7 @@ import math
 import random
 import re
 
+import layers
 import numpy as np
 import pytest
 
@@ -19,7 +20,7 @@ from cnnkit import cli
 from cnnkit.errors import CnnkitError
 from cnnkit.explain.shape import explain_shape
 from cnnkit.explain.sharing import explain_sharing
-from cnnkit.explore import SUPPORTED
+from cnnkit.explore import SUPPORTED, write_explorer
 from cnnkit.train.runfiles import read_history
 
 pytestmark = pytest.mark.usefixtures("browser")
@@ -332,3 +333,49 @@ def test_forward_refuses_what_is_not_one_image_of_finite_numbers(pages, open_pag
         " catch (error) { return error.message; } }"
     )
     assert inf is not None and "is Infinity, not a finite number" in inf
+
+
+class OwnKernelScale(layers.Scale):
+    """A user's layer that brings its own JavaScript for the page."""
+
+    explorer_js = "(node, x) => perChannel(x, (v, c) => v * param(node, 'weight')[c])"
+    explorer_pointwise = True
+
+
+@pytest.fixture(scope="module")
+def own_kernel_page(tmp_path_factory):
+    from cnnkit.nn import registry
+
+    root = tmp_path_factory.mktemp("own-kernel")
+    registry.register_layer("OWNSCALE")(OwnKernelScale)
+    try:
+        arch = "INPUT(1x8x8) - CONV(D=4, F=3, P=1) - OWNSCALE(init=0.5) - RELU - FC(10)"
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            argv = ["train", "--epochs", "1", "--quiet", "--arch", arch, "--validation", "0.9"]
+            assert cli.main([*argv, "--out", str(root / "run")]) == 0
+        page = write_explorer(root / "run", root / "own.html")
+        model, _ = cnnkit.load_run(root / "run")
+        yield page, model
+    finally:
+        registry.unregister("OWNSCALE")
+
+
+def test_a_users_layer_with_its_own_kernel_runs_on_the_page(own_kernel_page, open_page):
+    page, model = own_kernel_page
+    assert page.unsupported == []
+    opened = open_page(page)
+    images = np.random.default_rng(3).random((3, 1, 8, 8))
+    expected = softmax(model.forward(images.astype(np.float32)))
+    for image, probabilities in zip(images, expected, strict=True):
+        result = forward(opened, image)
+        assert result["unsupported"] is None
+        assert np.abs(np.array(result["probabilities"]) - probabilities).max() <= 1e-4
+    card = click_unit(opened.page, 3, 2, 4, 5)  # record 3: layer 2 OWNSCALE
+    text = card.inner_text()
+    assert "the layer's own kernel (its class's explorer_js) computed" in text
+    assert float(card.get_attribute("data-total")) == pytest.approx(
+        float(card.get_attribute("data-value")), abs=1e-12
+    )
+    # pointwise, so the field is the CONV window under (4, 5): rows 3..5, columns 4..6
+    assert "rows 3..5, columns 4..6" in card.locator(".field").inner_text()

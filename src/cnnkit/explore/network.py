@@ -100,6 +100,9 @@ def _node(layer, path: str, shape, arrays, problems) -> dict:
         else:
             node["config"][key] = _plain(value)
     problem = _problem(kind, layer)
+    if problem is None and kind not in SUPPORTED:  # the layer's own kernel (explorer_js)
+        node["own_kernel"] = True
+        node["pointwise"] = bool(getattr(type(layer), "explorer_pointwise", False))
     if problem is not None:
         node["unsupported"] = f"layer {path} {kind}: {problem}"
         problems.append(node["unsupported"])
@@ -116,10 +119,35 @@ def _node(layer, path: str, shape, arrays, problems) -> dict:
 def _problem(kind: str, layer) -> str | None:
     """Why the page cannot compute ``layer``, or None."""
     if kind not in SUPPORTED:
-        return CANNOT
+        return None if own_kernel(layer) is not None else CANNOT
     if kind in ("BN", "BN1D") and getattr(layer, "running_mean", None) is None:
         return f"{CANNOT} (it normalises with each batch's statistics: track_running_stats=False)"
     return None
+
+
+def own_kernel(layer) -> str | None:
+    """The JavaScript a registered layer class brings for the page (``explorer_js``), or None.
+
+    ``explorer_js`` is the source of a function ``(node, x) => y`` over one example: ``x`` and
+    ``y`` are ``{shape, data}`` (``data`` a Float64Array in (C, H, W) order); ``node.config``
+    holds the layer's ``spec_config()`` and ``param(node, "weight")`` its ``state_dict``
+    arrays; the page's helpers ``tensor(shape)``, ``mapUnits(x, v => ...)`` and
+    ``perChannel(x, (v, c) => ...)`` are in scope. ``explorer_pointwise = True`` says each
+    output unit reads only the input unit at its place (its receptive field; otherwise the
+    page marks the whole input as read).
+    """
+    source = getattr(type(layer), "explorer_js", None)
+    return source if isinstance(source, str) and source.strip() else None
+
+
+def user_kernels(model) -> dict[str, str]:
+    """{keyword: explorer_js source} of the layers in ``model`` that bring their own kernel."""
+    found = {}
+    for layer in model.modules():
+        keyword = registry.keyword_of(layer)
+        if keyword is not None and keyword not in SUPPORTED and own_kernel(layer) is not None:
+            found[keyword] = own_kernel(layer)
+    return found
 
 
 def _label(layer, shape) -> str:

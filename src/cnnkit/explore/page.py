@@ -25,7 +25,7 @@ import numpy as np
 
 from cnnkit.atomic import write_text
 from cnnkit.errors import ConfigError
-from cnnkit.explore.network import describe_network
+from cnnkit.explore.network import describe_network, user_kernels
 from cnnkit.explore.pack import base64_text, pack, rounded
 
 SCRIPTS = (
@@ -211,7 +211,7 @@ def _page(content: RunContent, parts, picks, probabilities, half: bool) -> Explo
         "unsupported": unsupported,
     }
     page = ExplorerPage("", "float16" if half else "float32", len(picks), notes, unsupported)
-    page.html = _fill(data, blob)
+    page.html = _fill(data, blob, user_kernels(content.model))
     return page
 
 
@@ -281,8 +281,18 @@ def _json(value) -> str:
     return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
-def _fill(data: dict, blob: bytes) -> str:
-    script = "\n".join(f"// ---- {name}\n{asset(name)}" for name in SCRIPTS)
+def _fill(data: dict, blob: bytes, kernels: dict[str, str]) -> str:
+    """The page: the template with the style, the data and the scripts, the layers' own
+    kernels (``explorer_js``) registered right after layers.js."""
+    for kind, source in kernels.items():
+        if "</script" in source.lower():
+            raise ConfigError(f"{kind}.explorer_js contains '</script'; the page cannot hold it")
+    own = "".join(
+        f"KERNELS[{json.dumps(kind)}] = ({source});\n" for kind, source in kernels.items()
+    )
+    parts = [f"// ---- {name}\n{asset(name)}" for name in SCRIPTS]
+    parts.insert(SCRIPTS.index("layers.js") + 1, f"// ---- the layers' own kernels\n{own}")
+    script = "\n".join(parts)
     if "</script" in script.lower():
         raise AssertionError("an explorer script contains '</script'")
     title = html.escape(f"cnnkit explore: {data['run']['name']}")

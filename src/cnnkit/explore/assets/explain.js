@@ -199,6 +199,23 @@ function inputValue(input, unit) {
   return input.tensor.data[(unit.ch * h + unit.r) * w + unit.q];
 }
 
+// A layer that brought its own JavaScript (explorer_js): its value, and its input's when
+// the layer is pointwise; the page knows no formula for it.
+function explainOwnKernel(record, unit, input) {
+  const total = inputValue(record, unit);
+  const read = record.node.pointwise
+    ? `${layerName(input)} gave x = ${fmt(inputValue(input, unit))}; `
+    : `it reads the whole of ${layerName(input)}'s output; `;
+  return {
+    lines: [
+      `${read}the layer's own kernel (its class's explorer_js) computed ` +
+        `<b data-role="total">${fmt(total)}</b>`,
+    ],
+    total,
+    marks: [],
+  };
+}
+
 function pointwise(formula) {
   return (record, unit, input) => {
     const x = inputValue(input, unit);
@@ -303,6 +320,7 @@ function explainUnit(records, id, unit) {
   let found;
   if (record.node.kind === "RES") found = explainResidual(record, unit, records);
   else if (record.node.kind === "FLATTEN") found = explainFlatten(record, unit, input);
+  else if (record.node.own_kernel) found = explainOwnKernel(record, unit, input);
   else found = EXPLAINERS[record.node.kind](record, unit, input);
   const next = records.find(
     (r) => r.node && r.inputs.length === 1 && r.inputs[0] === id && r.id === id + 1,

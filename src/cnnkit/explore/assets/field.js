@@ -92,6 +92,7 @@ function regionBack(node, out, inputShape) {
       q = k % w;
     return { c0: ch, c1: ch, r0: r, r1: r, q0: q, q1: q };
   }
+  if (node.own_kernel && !node.pointwise) return all; // a user's kernel: read as a whole
   return { ...out }; // pointwise layers, and both branches of a residual sum
 }
 
