@@ -272,7 +272,7 @@ def test_a_batch_that_cannot_fit_in_memory_is_refused_with_one_that_does(tiny, m
         (["--warmup-epochs", "5"], "--warmup-epochs must be less than epochs = 2, got 5"),
         (["--augment-shift", "8"], "shifts of up to 8 pixels can move 8x8 images out of view"),
         (["--momentum", "-1"], "--momentum must be a number in [0, 1), got -1.0"),
-        (["--lr", "inf"], "--lr must be a finite number > 0, got inf"),
+        (["--lr", "inf"], "argument --lr: must be a finite number, got inf"),
         (["--out", "~nosuchuser/run"], "--out ~nosuchuser/run: no user 'nosuchuser'"),
         (["--data", "mnist:~nosuchuser/x"], "mnist:~nosuchuser/x: no user 'nosuchuser'"),
         (["--out", "/proc/nosuch/run"], "the run directory cannot be created"),
