@@ -36,6 +36,7 @@ from threadpoolctl import threadpool_limits
 
 from cnnkit.functional import reference_conv as ref
 from cnnkit.functional.fast import conv as fast
+from cnnkit.functional.fast import depthwise_kernels
 from cnnkit.functional.fast.layout import NCHW, NHWC, Workspace, in_layout, memory
 
 FASTMATH = {"reassoc", "contract"}  # as the project's other loops: NaN and inf stay IEEE
@@ -87,13 +88,6 @@ def _row(padded, weights, bias, out, oh):
 
 
 def _forward(padded, weights, bias, y):
-    # padded (N, Hp, Wp, C), weights (KH, KW, C, D), bias (D,), y (N, OH, OW, D)
-    out_h = y.shape[1]
-    for r in range(y.shape[0] * out_h):
-        _row(padded[r // out_h], weights, bias, y[r // out_h, r % out_h], r % out_h)
-
-
-def _forward_parallel(padded, weights, bias, y):
     out_h = y.shape[1]
     for r in prange(y.shape[0] * out_h):
         _row(padded[r // out_h], weights, bias, y[r // out_h, r % out_h], r % out_h)
@@ -138,14 +132,6 @@ def _weight_rows(padded, grads, part, first, last):
 
 
 def _weights(padded, grads, parts):
-    # parts (T, KH, KW, C, D): part t sums rows [t*R/T, (t+1)*R/T), R = N*OH
-    rows, count = grads.shape[0] * grads.shape[1], parts.shape[0]
-    for t in range(count):
-        parts[t] = 0
-        _weight_rows(padded, grads, parts[t], t * rows // count, (t + 1) * rows // count)
-
-
-def _weights_parallel(padded, grads, parts):
     rows, count = grads.shape[0] * grads.shape[1], parts.shape[0]
     for t in prange(count):
         parts[t] = 0
@@ -182,13 +168,6 @@ def _plane_image(planes, w, bias, out, width, wide):
 
 
 def _planes_forward(planes, w, bias, y, width):
-    # planes (N, C, Hp*Wp) zero-bordered; y (N, D, OH, OW)
-    wide = np.empty((y.shape[2] - 1) * width + y.shape[3], y.dtype)
-    for n in range(y.shape[0]):
-        _plane_image(planes[n], w, bias, y[n], width, wide)
-
-
-def _planes_forward_parallel(planes, w, bias, y, width):
     for n in prange(y.shape[0]):
         wide = np.empty((y.shape[2] - 1) * width + y.shape[3], y.dtype)
         _plane_image(planes[n], w, bias, y[n], width, wide)
@@ -203,44 +182,10 @@ def _plane_dots(planes, grads, part, width, wide):
                 target[ow] = row[ow]
         for c in range(planes.shape[0]):
             p = planes[c]
-            p0, p1, p2 = p, p[1:], p[2:]
-            p3, p4, p5 = p[width:], p[width + 1 :], p[width + 2 :]
-            p6, p7, p8 = p[2 * width :], p[2 * width + 1 :], p[2 * width + 2 :]
-            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = wide.dtype.type(0)
-            for m in range(wide.size):
-                g = wide[m]
-                a0 += g * p0[m]
-                a1 += g * p1[m]
-                a2 += g * p2[m]
-                a3 += g * p3[m]
-                a4 += g * p4[m]
-                a5 += g * p5[m]
-                a6 += g * p6[m]
-                a7 += g * p7[m]
-                a8 += g * p8[m]
-            acc = part[d, c]
-            acc[0, 0] += a0
-            acc[0, 1] += a1
-            acc[0, 2] += a2
-            acc[1, 0] += a3
-            acc[1, 1] += a4
-            acc[1, 2] += a5
-            acc[2, 0] += a6
-            acc[2, 1] += a7
-            acc[2, 2] += a8
+            _nine_dots(wide, p, width, 1, part[d, c], wide.dtype.type(0))
 
 
 def _planes_weights(planes, grads, parts, width):
-    # parts (T, D, C, 3, 3): part t sums images [t*N/T, (t+1)*N/T)
-    n_images, count = grads.shape[0], parts.shape[0]
-    for t in range(count):
-        wide = np.zeros((grads.shape[2] - 1) * width + grads.shape[3], grads.dtype)
-        parts[t] = 0
-        for n in range(t * n_images // count, (t + 1) * n_images // count):
-            _plane_dots(planes[n], grads[n], parts[t], width, wide)
-
-
-def _planes_weights_parallel(planes, grads, parts, width):
     n_images, count = grads.shape[0], parts.shape[0]
     for t in prange(count):
         wide = np.zeros((grads.shape[2] - 1) * width + grads.shape[3], grads.dtype)
@@ -249,25 +194,25 @@ def _planes_weights_parallel(planes, grads, parts, width):
             _plane_dots(planes[n], grads[n], parts[t], width, wide)
 
 
+_nine_dots = depthwise_kernels._nine_dots  # replaced by its compiled loop in loop()
 _HELPERS = ("_add_channels", "_row", "_weight_rows", "_nine", "_plane_image", "_plane_dots")
 _LOOPS: dict = {}
 
 
-def loop(name: str):
-    """The named loop, compiled (helpers first, so the loops call compiled helpers)."""
-    if name not in _LOOPS:
+def loop(name: str, parallel: bool):
+    """The named loop, compiled with its ``prange`` parallel or, as numba runs it when
+    ``parallel`` is off, serial (helpers first, so the loops call compiled helpers)."""
+    if (name, parallel) not in _LOOPS:
+        if "_nine_dots" not in _LOOPS:  # the depthwise loops' nine dot products, compiled
+            source = getattr(depthwise_kernels._nine_dots, "py_func", depthwise_kernels._nine_dots)
+            _LOOPS["_nine_dots"] = globals()["_nine_dots"] = numba.njit(fastmath=FASTMATH)(source)
         for helper in _HELPERS:
             if helper not in _LOOPS:
                 _LOOPS[helper] = globals()[helper] = numba.njit(fastmath=FASTMATH)(
                     globals()[helper]
                 )
-        parallel = name.endswith("_parallel")
-        _LOOPS[name] = numba.njit(fastmath=FASTMATH, parallel=parallel)(globals()[name])
-    return _LOOPS[name]
-
-
-def _suffix(parallel: bool) -> str:
-    return "_parallel" if parallel else ""
+        _LOOPS[name, parallel] = numba.njit(fastmath=FASTMATH, parallel=parallel)(globals()[name])
+    return _LOOPS[name, parallel]
 
 
 class Rows:
@@ -279,7 +224,7 @@ class Rows:
         self.parallel = parallel
 
     def _forward_loop(self, padded, weights, bias, y):
-        loop("_forward" + _suffix(self.parallel))(padded, weights, bias, y)
+        loop("_forward", self.parallel)(padded, weights, bias, y)
 
     def forward(self, x, w, b, pad):
         (top, bottom), (left, right) = pad
@@ -299,7 +244,7 @@ class Rows:
         d, c, kh, kw = w.shape
         grads = np.ascontiguousarray(memory(dy, NHWC))  # (N, OH, OW, D)
         parts = np.empty((2 if self.parallel else 1, kh, kw, c, d), dy.dtype)
-        loop("_weights" + _suffix(self.parallel))(padded, grads, parts)
+        loop("_weights", self.parallel)(padded, grads, parts)
         dw = parts.sum(axis=0).transpose(3, 2, 0, 1)
         db = grads.reshape(-1, d).sum(axis=0)
         dx = None
@@ -324,7 +269,7 @@ class Planes:
         self.parallel = parallel
 
     def _forward_loop(self, planes, w, bias, y, width):
-        loop("_planes_forward" + _suffix(self.parallel))(planes, w, bias, y, width)
+        loop("_planes_forward", self.parallel)(planes, w, bias, y, width)
 
     def forward(self, x, w, b, pad):
         (top, bottom), (left, right) = pad
@@ -345,7 +290,7 @@ class Planes:
         n, _, _, wp = padded.shape
         grads = np.ascontiguousarray(dy)  # (N, D, OH, OW)
         parts = np.empty((2 if self.parallel else 1, d, c, 3, 3), dy.dtype)
-        loop("_planes_weights" + _suffix(self.parallel))(padded.reshape(n, c, -1), grads, parts, wp)
+        loop("_planes_weights", self.parallel)(padded.reshape(n, c, -1), grads, parts, wp)
         dw = parts.sum(axis=0)
         db = grads.sum(axis=(0, 2, 3))
         dx = None
