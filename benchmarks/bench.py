@@ -39,6 +39,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+import bench_inference
 from bench_modern import MODERN_CASES
 
 BATCH = 64
@@ -698,12 +699,17 @@ def main() -> None:
     )
     parser.add_argument("--worker", choices=["cnnkit", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--memory-worker", choices=["cnnkit", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--inference-worker", choices=["cnnkit", "ort"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(run_worker(args.worker, args.cases, args.repeats)))
         return
     if args.memory_worker:
         print(json.dumps(run_memory_worker(args.memory_worker)))
+        return
+    if args.inference_worker:
+        worker = bench_inference.run_worker
+        print(json.dumps(worker(args.inference_worker, args.cases, args.repeats, median_ms)))
         return
     header = machine_lines()
     for line in header:
@@ -717,10 +723,14 @@ def main() -> None:
 def run_kind(kind: str, args) -> dict:
     """Every round of one machine kind, then its table and targets."""
     results: dict[str, list[dict]] = {"cnnkit": [], "torch": []}
+    inference: dict[str, list[dict]] = {"cnnkit": [], "ort": []}
     for round_index in range(args.rounds):
         for library in ("cnnkit", "torch"):
             arguments = ["--worker", library, "--repeats", str(args.repeats)]
             results[library].append(spawn([*arguments, "--cases", *args.cases], kind))
+        for library in inference if bench_inference.selected(args.cases) else ():
+            arguments = ["--inference-worker", library, "--repeats", str(args.repeats)]
+            inference[library].append(spawn([*arguments, "--cases", *args.cases], kind))
         print(f"{kind}: round {round_index + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     memory = None
     if not args.no_memory:
@@ -733,6 +743,9 @@ def run_kind(kind: str, args) -> dict:
     summary = report(results, args.cases, memory)
     info = {library: runs[0]["info"] for library, runs in results.items()}
     print_table(summary, kind_lines(info, kind))
+    if inference["ort"]:
+        summary["inference"] = bench_inference.report(inference, args.cases)
+        bench_inference.print_rows(summary["inference"], inference["ort"][0]["info"]["ort"])
     summary["info"], summary["raw"] = info, results
     return summary
 

@@ -140,7 +140,7 @@ def test_an_empty_batch_gives_empty_results(c, d, groups, jit):
 # Dilated windows: the compiled im2col/col2im loops give exactly the NumPy path's numbers.
 DILATED = {  # padded input (N, C, Hp, Wp), kernel, stride, dilation
     "3x3 d2": ((3, 16, 12, 11), (3, 3), (1, 1), (2, 2)),
-    "2x3 s2 d(3,1)": ((4, 8, 15, 14), (2, 3), (2, 3), (3, 1)),
+    "2x3 s2 d(3,2)": ((4, 8, 15, 14), (2, 3), (2, 3), (3, 2)),
 }
 
 
@@ -170,6 +170,17 @@ def test_compiled_dilated_windows_give_exactly_what_numpy_gives(case, dtype):
         np.testing.assert_array_equal(compiled, numpy)
     with use_jit(True):
         assert window_kernels.unfold_rows(in_layout(x, NHWC), kernel, stride, found[1], dilation)
+
+
+def test_undilated_rows_of_few_channels_stay_on_numpy():
+    """Below 16 channels an undilated window row is one contiguous run for NumPy's copy."""
+    x = np.random.default_rng(3).standard_normal((4, 6, 14, 14)).astype(np.float32)
+    cols = np.empty((4, 10, 10, 5, 5, 6), np.float32)
+    with use_jit(True):
+        assert not window_kernels.unfold_rows(in_layout(x, NHWC), (5, 5), (1, 1), cols)
+        wide = np.random.default_rng(3).standard_normal((4, 16, 6, 6)).astype(np.float32)
+        cols = np.empty((4, 4, 4, 3, 3, 16), np.float32)
+        assert window_kernels.unfold_rows(in_layout(wide, NHWC), (3, 3), (1, 1), cols)
 
 
 @pytest.mark.parametrize("stride", [(1, 1), (2, 1)])

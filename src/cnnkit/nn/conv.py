@@ -10,7 +10,7 @@ import numpy as np
 from cnnkit import shapes
 from cnnkit.errors import ShapeError
 from cnnkit.functional.engine import current
-from cnnkit.functional.fast import grouped, plan
+from cnnkit.functional.fast import direct, grouped, plan
 from cnnkit.functional.fast.layout import NCHW
 from cnnkit.functional.padding import PADDING_MODES
 from cnnkit.nn.checks import (
@@ -284,6 +284,8 @@ class Conv2d(WeightedLayer):
             kept = grouped.kept_bytes(c, (h, w), sides, dtype_bytes)
             return out_bytes, kept, grouped.output_layout(c, self.groups, layout)
         kernel, depth, bias = self.kernel_size, self.out_channels, self.bias is not None
+        if direct.shape_applies(c, depth, kernel, self.stride, self.dilation, self.groups):
+            return out_bytes, direct.kept_bytes(c, (h, w), sides, dtype_bytes), NCHW
         kept = plan.kept_bytes(
             c, kernel, depth, (h, w), self.stride, sides, layout, bias, dtype_bytes, self.dilation
         )

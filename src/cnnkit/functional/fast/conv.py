@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from cnnkit.backend import get_array_module
-from cnnkit.functional.fast import grouped
+from cnnkit.functional.fast import direct, grouped
 from cnnkit.functional.fast.layout import (
     MEMORY_ORDER,
     NHWC,
@@ -144,9 +144,8 @@ def conv2d_forward(
     the cache's arrays be scratch. ``plan`` overrides :func:`plan_conv` (tests run every plan).
     """
     stride, dilation = tuple(stride), tuple(dilation)
-    if groups != 1:
-        options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-        return grouped.conv2d_forward(x, w, b, **options, workspace=workspace, save=save)
+    if groups != 1 or (plan is None and direct.applies(x, w, b, stride, dilation, groups)):
+        return _other_path(x, w, b, stride, padding, dilation, groups, workspace, save)
     xp = get_array_module(x)
     n, c = x.shape[:2]
     d, _, kh, kw = w.shape
@@ -182,6 +181,15 @@ def conv2d_forward(
         return y, None
     saved = columns if plan.keep_columns else source
     return y, ConvCache(saved, w, x.shape, stride, padding, has_bias, plan, dilation)
+
+
+def _other_path(x, w, b, stride, padding, dilation, groups, workspace, save):
+    """A grouped convolution (:mod:`.grouped`), or a small stride-1 one (:mod:`.direct`)."""
+    if groups != 1:
+        options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        return grouped.conv2d_forward(x, w, b, **options, workspace=workspace, save=save)
+    options = dict(padding=padding, dilation=dilation, workspace=workspace, save=save)
+    return direct.conv2d_forward(x, w, b, **options)
 
 
 def _plan(x, w_shape, stride, padding, dilation) -> ConvPlan:
@@ -220,6 +228,8 @@ def conv2d_backward(dy, cache: ConvCache, *, workspace=None, input_grad: bool = 
     """
     if grouped.is_grouped(cache):
         return grouped.conv2d_backward(dy, cache, workspace=workspace, input_grad=input_grad)
+    if direct.is_direct(cache):
+        return direct.conv2d_backward(dy, cache, workspace=workspace, input_grad=input_grad)
     saved, w, input_shape, stride, padding, has_bias, plan, dilation = cache
     xp = get_array_module(dy)
     n, c, h, width = input_shape

@@ -49,7 +49,7 @@ def _forward(x, w, b, sh, sw, dh, dw, top, left, width, keep, planes, y, wide):
             for d in range(c * multiplier, (c + 1) * multiplier):
                 out = y[n, d]
                 if sh == 1 and sw == 1:
-                    _flat_plane(padded, w[d], b[d], dh, dw, width, wide)
+                    _flat_plane(padded, w[d], b[d], dh, dw, width, wide, False)
                     for oh in range(out_h):
                         row, source = out[oh], wide[oh * width : oh * width + out_w]
                         for ow in range(out_w):
@@ -67,9 +67,11 @@ def _forward(x, w, b, sh, sw, dh, dw, top, left, width, keep, planes, y, wide):
                                 row[ow] += tap * source[ow * sw]
 
 
-def _flat_plane(padded, taps, bias, dh, dw, width, wide):
-    # wide[m] = bias + the sum over taps (i, j) of taps[i, j] * padded[m + i*dh*Wp + j*dw]:
-    # up to three taps of a kernel row per pass over ``wide`` (sliced: indexed from 0).
+def _flat_plane(padded, taps, bias, dh, dw, width, wide, add):
+    # wide[m] = bias + the sum over taps (i, j) of taps[i, j] * padded[m + i*dh*Wp + j*dw]
+    # (``add``: wide[m] += that sum, the bias ignored): up to three taps of a kernel row per
+    # pass over ``wide`` (sliced: indexed from 0). A dense convolution (direct_kernels) adds
+    # every input channel's plane this way.
     count = wide.size
     if taps.shape[0] == 3 and taps.shape[1] == 3:  # the usual filter: all nine taps at once
         row, step = dh * width, dw  # each tap's values as a slice: indexed from 0, vectorised
@@ -82,10 +84,12 @@ def _flat_plane(padded, taps, bias, dh, dw, width, wide):
         for m in range(count):
             first = t0 * p0[m] + t1 * p1[m] + t2 * p2[m]
             second = t3 * p3[m] + t4 * p4[m] + t5 * p5[m]
-            wide[m] = bias + first + second + (t6 * p6[m] + t7 * p7[m] + t8 * p8[m])
+            start = wide[m] if add else bias  # loop-invariant choice: the loop is unswitched
+            wide[m] = start + first + second + (t6 * p6[m] + t7 * p7[m] + t8 * p8[m])
         return
-    for m in range(count):
-        wide[m] = bias
+    if not add:
+        for m in range(count):
+            wide[m] = bias
     for i in range(taps.shape[0]):
         for j in range(0, taps.shape[1], 3):
             first = i * dh * width + j * dw
@@ -169,18 +173,23 @@ def _strided_taps(
 
 def _flat_taps(grads, w, dh, dw, width, padded, dpadded, zeroed, input_grad, dweight, db, d, zero):
     # One image's dy plane of one filter, stride 1, laid out Wp wide in ``wide``: the middle of
-    # ``zeroed``, whose L = (KH - 1)*dh*Wp + (KW - 1)*dw values on each side stay zero. Per tap
-    # its dot product with P (dweight) and, gathered, its share of the padded plane's gradient:
-    # dP[m] += the sum over taps of w[i, j] * wide[m - i*dh*Wp - j*dw] (zero outside).
-    kernel_h, kernel_w = w.shape
-    lead = (kernel_h - 1) * dh * width + (kernel_w - 1) * dw
-    count = zeroed.size - 2 * lead
-    wide = zeroed[lead : lead + count]
+    # ``zeroed``, whose L = (KH - 1)*dh*Wp + (KW - 1)*dw values on each side stay zero.
+    lead = (w.shape[0] - 1) * dh * width + (w.shape[1] - 1) * dw
+    wide = zeroed[lead : zeroed.size - lead]
     _into_buffer(grads, 0, 0, width, wide)
     total = zero
-    for m in range(count):
+    for m in range(wide.size):
         total += wide[m]
     db[d] += total
+    _tap_sums(wide, zeroed, lead, w, dh, dw, width, padded, dpadded, input_grad, dweight, zero)
+
+
+def _tap_sums(wide, zeroed, lead, w, dh, dw, width, padded, dpadded, input_grad, dweight, zero):
+    # dy laid out Wp wide (``wide``, the middle of ``zeroed``) against one padded input plane P:
+    # per tap its dot product with P (dweight) and, gathered, its share of the padded plane's
+    # gradient: dP[m] += the sum over taps of w[i, j] * wide[m - i*dh*Wp - j*dw] (zero outside).
+    kernel_h, kernel_w = w.shape
+    count = wide.size
     if kernel_h == 3 and kernel_w == 3:  # the usual filter: all nine taps in one pass each
         _nine_dots(wide, padded, dh * width, dw, dweight, zero)
         if input_grad:
@@ -294,17 +303,23 @@ _HELPERS = (
     "_gather_row",
     "_nine_dots",
     "_nine_gathered",
+    "_tap_sums",
     "_flat_taps",
 )
+
+
+def compile_helpers() -> None:
+    """Compile the plane helpers (the dense loops of :mod:`.direct_kernels` call them too)."""
+    for helper in _HELPERS:
+        if helper not in _LOOPS:
+            compiled = jit.numba.njit(cache=True, fastmath=_FASTMATH)(globals()[helper])
+            _LOOPS[helper] = globals()[helper] = compiled
 
 
 def _loop(name: str):
     loop = _LOOPS.get(name)
     if loop is None:
-        for helper in _HELPERS:
-            if helper not in _LOOPS:
-                compiled = jit.numba.njit(cache=True, fastmath=_FASTMATH)(globals()[helper])
-                _LOOPS[helper] = globals()[helper] = compiled
+        compile_helpers()
         options = _FASTMATH if name == "_backward" else {"contract"}
         loop = _LOOPS[name] = jit.numba.njit(cache=True, fastmath=options)(globals()[name])
     return loop

@@ -56,6 +56,11 @@ def jit_available() -> bool:
     return _AVAILABLE
 
 
+def threads() -> int:
+    """The threads numba's parallel loops run on (``NUMBA_NUM_THREADS``: the cores)."""
+    return int(numba.config.NUMBA_NUM_THREADS) if _AVAILABLE else 1
+
+
 def jit_enabled() -> bool:
     """Whether the kernels run now (installed and not switched off)."""
     return _state["enabled"]

@@ -79,6 +79,7 @@ class Workspace:
     def __init__(self) -> None:
         self._arrays: dict[str, object] = {}
         self._results: dict[str, list] = {}
+        self.choices: dict = {}  # timed choices of this layer's call sites (fast/tuning.py)
 
     def get(self, name: str, shape: tuple[int, ...], dtype, xp, fill: float | None = None):
         """The array called ``name`` with this shape and dtype; ``fill`` initialises it when it
