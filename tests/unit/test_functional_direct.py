@@ -144,3 +144,59 @@ def test_what_stays_on_the_products(change):
     with use_jit(change != "jit off"):
         assert not direct.applies(x, weight, b, options["stride"], options["dilation"], groups)
     assert direct.applies(*_data("3x3 first layer", np.float32)[:3], (1, 1), (1, 1), 1)
+
+
+@pytest.mark.parametrize("path", ["direct", "depthwise"])
+def test_serial_and_parallel_loops_give_the_same_numbers_bit_for_bit(path):
+    from cnnkit.functional.fast import depthwise_kernels, direct_kernels
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 6, 9, 8)).astype(np.float32)
+    depth = 6 if path == "depthwise" else 10
+    weight = rng.standard_normal((depth, 1 if path == "depthwise" else 6, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(depth).astype(np.float32)
+    padding, dilation, stride = ((1, 1), (2, 0)), (1, 1), (1, 1)
+    found = {}
+    for parallel in (False, True):
+        y = np.empty((5, depth, 9, 8), np.float32)
+        dx = np.empty_like(x)
+        planes = np.zeros((5, 6, 11 * 10), np.float32)
+        dy = np.random.default_rng(6).standard_normal(y.shape).astype(np.float32)
+        if path == "direct":
+            direct_kernels.forward(x, weight, b, padding, dilation, y, planes, parallel)
+            sums = direct_kernels.backward(
+                planes, weight, dy, padding, dilation, x.shape, dx, parallel
+            )
+        else:
+            options = (stride, padding, dilation)
+            depthwise_kernels.forward(x, weight, b, *options, y, planes, parallel)
+            sums = depthwise_kernels.backward(planes, weight, dy, *options, x.shape, dx, parallel)
+        found[parallel] = (y, dx, *sums)
+    for serial, parallel in zip(found[False], found[True], strict=True):
+        np.testing.assert_array_equal(serial, parallel)
+
+
+def test_layers_in_many_threads_give_what_one_thread_gives():
+    """Each thread's layer has its own workspace; only one parallel loop runs at a time, the
+    others run serially, and every result is the same."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cnnkit
+
+    rng = np.random.default_rng(8)
+    batches = [rng.standard_normal((8, 16, 12, 12)).astype(np.float32) for _ in range(6)]
+    grads = rng.standard_normal((8, 16, 12, 12)).astype(np.float32)
+
+    def run(batch):
+        layer = cnnkit.Conv2d(16, 16, 3, padding=1, rng=np.random.default_rng(9))
+        out = [layer.forward(batch)]
+        for _ in range(8):  # past the timed first calls: both ways run
+            layer.forward(batch)
+            out.append(layer.backward(grads))
+        return out
+
+    expected = [run(batch) for batch in batches]
+    with ThreadPoolExecutor(4) as pool:
+        for got, want in zip(pool.map(run, batches), expected, strict=True):
+            for a, b in zip(got, want, strict=True):
+                np.testing.assert_array_equal(a, b)

@@ -25,6 +25,8 @@ import numpy as np
 
 from cnnkit.functional.fast import jit
 
+prange = range  # numba's prange once the loops are compiled (importing cnnkit imports no numba)
+
 
 def _into_buffer(plane, top, left, width, padded):
     """Copy an (H, W) plane into the flat buffer of Wp = ``width`` columns, at (top, left)."""
@@ -35,16 +37,26 @@ def _into_buffer(plane, top, left, width, padded):
             target[q] = row[q]
 
 
-def _forward(x, w, b, sh, sw, dh, dw, top, left, width, keep, planes, y, wide):
-    # planes: (N, C, Hp*Wp) padded planes kept for backward, or (1, 1, Hp*Wp) scratch when
-    # ``keep`` is False; their borders are zero. wide: scratch of (OH - 1)*Wp + OW values.
-    n_images, channels = x.shape[0], x.shape[1]
+def _forward(x, w, b, sh, sw, dh, dw, top, left, width, keep, planes, y, parts):
+    # ``parts`` ranges of images, in parallel when compiled so (see _forward_range)
+    n_images = x.shape[0]
+    for t in prange(parts):
+        first, last = t * n_images // parts, (t + 1) * n_images // parts
+        _forward_range(x, w, b, sh, sw, dh, dw, top, left, width, keep, planes, y, first, last)
+
+
+def _forward_range(x, w, b, sh, sw, dh, dw, top, left, width, keep, planes, y, first, last):
+    # images first..last-1. planes: (N, C, Hp*Wp) padded planes kept for backward (``keep``),
+    # their borders zero; else one zero-bordered plane of its own.
+    channels = x.shape[1]
     depth, kernel_h, kernel_w = w.shape
     multiplier = depth // channels
     out_h, out_w = y.shape[2], y.shape[3]
-    for n in range(n_images):
+    wide = np.empty(max((out_h - 1) * width + out_w, 0), y.dtype)
+    own = np.zeros(0 if keep else planes.shape[2], y.dtype)
+    for n in range(first, last):
         for c in range(channels):
-            padded = planes[n, c] if keep else planes[0, 0]
+            padded = planes[n, c] if keep else own
             _into_buffer(x[n, c], top, left, width, padded)
             for d in range(c * multiplier, (c + 1) * multiplier):
                 out = y[n, d]
@@ -108,18 +120,30 @@ def _flat_plane(padded, taps, bias, dh, dw, width, wide, add):
                     wide[m] += t0 * s0[m]
 
 
-def _backward(
-    w, dy, sh, sw, dh, dw, top, left, width, input_grad, planes, dx, dweight, dbias, bufs, zero
-):
-    # planes: the forward's padded planes; bufs: dP (the padded plane's gradient) and the
-    # zero-bordered buffer dy is laid out in (see _flat_taps). Per channel c, its filters d
-    # write only their own dweight and dbias and dx[:, c]. ``zero`` has dy's dtype: the sums
-    # run in it.
+def _backward(w, dy, sh, sw, dh, dw, top, left, width, input_grad, planes, dx, sums, zero, parts):
+    # ``parts`` ranges of channels, in parallel when compiled so (see _backward_range); every
+    # channel's sums are made in one range, so the numbers do not depend on ``parts``.
+    channels = planes.shape[1]
+    for t in prange(parts):
+        span = (t * channels // parts, (t + 1) * channels // parts)
+        grads = (input_grad, planes, dx, sums, zero, span)
+        _backward_range(w, dy, sh, sw, dh, dw, top, left, width, grads)
+
+
+def _backward_range(w, dy, sh, sw, dh, dw, top, left, width, grads):
+    # channels span[0]..span[1]-1. planes: the forward's padded planes; dP (the padded plane's
+    # gradient) and the zero-bordered buffer dy is laid out in (see _flat_taps) are this
+    # range's own. Per channel c, its filters d write only their own dweight and dbias and
+    # dx[:, c]. ``zero`` has dy's dtype: the sums run in it.
+    input_grad, planes, dx, (dweight, dbias), zero, span = grads
     n_images, depth = dy.shape[0], dy.shape[1]
     height, in_width = dx.shape[2], dx.shape[3]
     multiplier = depth // planes.shape[1]
-    dpadded, zeroed = bufs
-    for c in range(planes.shape[1]):
+    lead = (w.shape[1] - 1) * dh * width + (w.shape[2] - 1) * dw
+    count = max((dy.shape[2] - 1) * width + dy.shape[3], 0)
+    dpadded = np.zeros(planes.shape[2], dy.dtype)
+    zeroed = np.zeros(count + 2 * lead, dy.dtype)
+    for c in range(span[0], span[1]):
         for d in range(c * multiplier, (c + 1) * multiplier):
             dbias[d] = zero
             dweight[d] = zero
@@ -291,38 +315,16 @@ def _gather_row(taps, dw, zeroed, target, length, lead):
                 target[m] += t0 * g0[m]
 
 
-_LOOPS: dict[str, object] = {}
 # Backward's sums may be reassociated so that they vectorise, and every multiply-add may be
 # fused; no other fast-math liberty (NaN and infinity stay as IEEE arithmetic makes them).
 _FASTMATH = {"reassoc", "contract"}
 # called by the loops: compiled before them, in this order
-_HELPERS = (
-    "_into_buffer",
-    "_strided_taps",
-    "_flat_plane",
-    "_gather_row",
-    "_nine_dots",
-    "_nine_gathered",
-    "_tap_sums",
-    "_flat_taps",
+_HELPERS = ("_into_buffer", "_strided_taps", "_flat_plane", "_gather_row", "_nine_dots")
+_HELPERS += ("_nine_gathered", "_tap_sums", "_flat_taps", "_backward_range")
+_LOOPS = jit.Loops(
+    globals(), {**dict.fromkeys(_HELPERS, _FASTMATH), "_forward_range": {"contract"}}
 )
-
-
-def compile_helpers() -> None:
-    """Compile the plane helpers (the dense loops of :mod:`.direct_kernels` call them too)."""
-    for helper in _HELPERS:
-        if helper not in _LOOPS:
-            compiled = jit.numba.njit(cache=True, fastmath=_FASTMATH)(globals()[helper])
-            _LOOPS[helper] = globals()[helper] = compiled
-
-
-def _loop(name: str):
-    loop = _LOOPS.get(name)
-    if loop is None:
-        compile_helpers()
-        options = _FASTMATH if name == "_backward" else {"contract"}
-        loop = _LOOPS[name] = jit.numba.njit(cache=True, fastmath=options)(globals()[name])
-    return loop
+compile_helpers = _LOOPS.compile_helpers  # the dense loops of direct_kernels call them too
 
 
 def applies(x, w, groups: int) -> bool:
@@ -338,20 +340,20 @@ def applies(x, w, groups: int) -> bool:
     )
 
 
-def forward(x, w, b, stride, padding, dilation, y, planes) -> None:
+def forward(x, w, b, stride, padding, dilation, y, planes, parallel: bool = False) -> None:
     """y (N, D, OH, OW) = the depthwise convolution of x (N, C, H, W) with w (D, 1, KH, KW).
     ``planes``: (N, C, Hp*Wp) zero-bordered, filled with the padded input for backward, or
-    (1, 1, Hp*Wp) scratch when nothing is saved."""
+    (1, 1, Hp*Wp) when nothing is saved (each range of images then pads into its own)."""
     (top, _), (left, right) = padding
     width = x.shape[3] + left + right
     bias = np.zeros(w.shape[0], x.dtype) if b is None else b
-    wide = np.empty(max((y.shape[2] - 1) * width + y.shape[3], 0), x.dtype)
     keep = planes.shape[:2] == x.shape[:2]
-    options = (*stride, *dilation, top, left, width, keep, planes, y, wide)
-    _loop("_forward")(x, w[:, 0], bias, *options)
+    parts = jit.parts_of(x.shape[0])
+    options = (*stride, *dilation, top, left, width, keep, planes, y, parts)
+    _LOOPS.run("_forward", parts, parallel, x, w[:, 0], bias, *options)
 
 
-def backward(planes, w, dy, stride, padding, dilation, input_shape, dx):
+def backward(planes, w, dy, stride, padding, dilation, input_shape, dx, parallel=False):
     """(dweight, dbias) of the depthwise convolution from the forward's padded ``planes``;
     dx (N, C, H, W), when not None, is overwritten with the input gradient."""
     (top, _), (left, right) = padding
@@ -360,9 +362,8 @@ def backward(planes, w, dy, stride, padding, dilation, input_shape, dx):
     dbias = np.empty(w.shape[0], dy.dtype)
     input_grad = dx is not None
     target = dx if input_grad else np.empty((1, 0, 1, 1), dy.dtype)  # never indexed then
-    lead = (w.shape[2] - 1) * dilation[0] * width + (w.shape[3] - 1) * dilation[1]
-    count = max((dy.shape[2] - 1) * width + dy.shape[3], 0)
-    buffers = (np.zeros(planes.shape[2], dy.dtype), np.zeros(count + 2 * lead, dy.dtype))
-    grads = (input_grad, planes, target, dweight[:, 0], dbias, buffers, dy.dtype.type(0))
-    _loop("_backward")(w[:, 0], dy, *stride, *dilation, top, left, width, *grads)
+    parts = jit.parts_of(planes.shape[1])
+    grads = (input_grad, planes, target, (dweight[:, 0], dbias), dy.dtype.type(0), parts)
+    options = (*stride, *dilation, top, left, width, *grads)
+    _LOOPS.run("_backward", parts, parallel, w[:, 0], dy, *options)
     return dweight, dbias

@@ -19,9 +19,6 @@ with the other paths up to float rounding (the tests hold them to it).
 
 from __future__ import annotations
 
-import threading
-import types
-
 import numpy as np
 
 from cnnkit.functional.fast import depthwise_kernels as planes_of
@@ -106,56 +103,9 @@ def _interior(dpadded, top, left, width, dx):
                 plane[r, q] = row[q]
 
 
-_LOOPS: dict[object, object] = {}
 _FASTMATH = {"reassoc", "contract"}  # as the depthwise loops: NaN and infinity stay IEEE
-_HELPERS = ("_interior", "_forward_range", "_backward_range")
-# One parallel region at a time: a second thread calling in meanwhile runs the same loop
-# serially (numba's workqueue threading layer must not be entered concurrently). Both split
-# the batch into the same parts, so both give the same numbers, bit for bit.
-_PARALLEL = threading.Lock()
-
-
-def _loop(name: str, parallel: bool):
-    loop = _LOOPS.get((name, parallel))
-    if loop is None:
-        planes_of.compile_helpers()  # the plane helpers these loops call
-        globals()["prange"] = jit.numba.prange
-        for helper in _HELPERS:
-            if helper not in _LOOPS:
-                options = _FASTMATH if helper == "_backward_range" else {"contract"}
-                compiled = jit.numba.njit(cache=True, fastmath=options)(globals()[helper])
-                _LOOPS[helper] = globals()[helper] = compiled
-        compile = jit.numba.njit(cache=True, parallel=parallel)
-        loop = _LOOPS[name, parallel] = compile(_variant(globals()[name], parallel))
-    return loop
-
-
-def _variant(function, parallel: bool):
-    """``function``, or for the parallel loop a copy of it under its own name: numba's disk
-    cache keys a loop by its name, and would hand the serial loop back for the parallel one."""
-    if not parallel:
-        return function
-    copy = types.FunctionType(function.__code__, function.__globals__, function.__name__)
-    copy.__qualname__ = f"{function.__qualname__}_parallel"
-    return copy
-
-
-def _run(name: str, parts: int, parallel: bool, *arguments) -> None:
-    """The loop over ``parts`` ranges of images: in parallel when asked and no other thread is
-    in a parallel loop already (else serially, with the same numbers)."""
-    if parallel and parts > 1 and _PARALLEL.acquire(blocking=False):
-        try:
-            _loop(name, True)(*arguments)
-        finally:
-            _PARALLEL.release()
-        return
-    _loop(name, False)(*arguments)
-
-
-def parts_of(images: int) -> int:
-    """Ranges of images the loops split a batch into: one per numba thread, at most one per
-    image (fixed per process, so a result never depends on which thread ran it)."""
-    return max(1, min(images, jit.threads()))
+_HELPERS = {"_interior": set(), "_forward_range": {"contract"}, "_backward_range": _FASTMATH}
+_LOOPS = jit.Loops(globals(), _HELPERS, before=(planes_of.compile_helpers,))
 
 
 def forward(x, w, b, padding, dilation, y, planes, parallel: bool = False) -> None:
@@ -166,8 +116,8 @@ def forward(x, w, b, padding, dilation, y, planes, parallel: bool = False) -> No
     width = x.shape[3] + left + right
     bias = np.zeros(w.shape[0], x.dtype) if b is None else b
     keep = planes.shape[0] == x.shape[0]
-    options = (*dilation, top, left, width, keep, planes, y, parts_of(x.shape[0]))
-    _run("_forward", options[-1], parallel, x, w, bias, *options)
+    options = (*dilation, top, left, width, keep, planes, y, jit.parts_of(x.shape[0]))
+    _LOOPS.run("_forward", options[-1], parallel, x, w, bias, *options)
 
 
 def backward(planes, w, dy, padding, dilation, input_shape, dx, parallel: bool = False):
@@ -175,14 +125,14 @@ def backward(planes, w, dy, padding, dilation, input_shape, dx, parallel: bool =
     is overwritten with the input gradient."""
     (top, _), (left, right) = padding
     width = input_shape[3] + left + right
-    parts = parts_of(dy.shape[0])
+    parts = jit.parts_of(dy.shape[0])
     dweights = np.empty((parts, *w.shape), dy.dtype)
     dbiases = np.empty((parts, w.shape[0]), dy.dtype)
     input_grad = dx is not None
     target = dx if input_grad else np.empty((1, 0, 1, 1), dy.dtype)  # never indexed then
     grads = (input_grad, dy.dtype.type(0))
     options = (*dilation, top, left, width, grads, planes, target, dweights, dbiases)
-    _run("_backward", parts, parallel, w, dy, *options)
+    _LOOPS.run("_backward", parts, parallel, w, dy, *options)
     if parts == 1:
         return dweights[0], dbiases[0]
     return dweights.sum(axis=0), dbiases.sum(axis=0)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from cnnkit.backend import get_array_module
-from cnnkit.functional.fast import depthwise_kernels, jit
+from cnnkit.functional.fast import depthwise_kernels, jit, tuning
 from cnnkit.functional.fast.layout import CNHW, NCHW, Workspace, kept, memory, result, scratch
 from cnnkit.functional.fast.plan import CHUNK_BYTES
 from cnnkit.functional.fast.windows import COLUMNS, Sides, fold, output_hw, padded, unfold
@@ -101,7 +101,12 @@ def conv2d_forward(
             planes = kept(workspace, "planes", (n, c, size), x.dtype, xp, fill=0.0)
         else:
             planes = scratch(workspace, "plane", (1, 1, size), x.dtype, xp, fill=0.0)
-        depthwise_kernels.forward(x, w, b, stride, padding, dilation, y, planes)
+        key = ("depthwise forward", x.shape, w.shape, save)
+
+        def run(parallel):
+            depthwise_kernels.forward(x, w, b, stride, padding, dilation, y, planes, parallel)
+
+        tuning.timed(workspace, key, run)
         if not save:
             return y, None
         has_bias = b is not None
@@ -144,8 +149,14 @@ def conv2d_backward(dy, cache: GroupedCache, *, workspace=None, input_grad: bool
     xp = get_array_module(dy)
     if path == DEPTHWISE:
         dx = result(workspace, "dx", input_shape, dy.dtype, NCHW, xp) if input_grad else None
-        options = (stride, padding, dilation, input_shape)
-        dw, db = depthwise_kernels.backward(saved, w, dy, *options, dx)
+        found = []
+
+        def run(parallel):
+            options = (stride, padding, dilation, input_shape, dx, parallel)
+            found.extend(depthwise_kernels.backward(saved, w, dy, *options))
+
+        tuning.timed(workspace, ("depthwise backward", dy.shape, w.shape, input_grad), run)
+        dw, db = found
         return dx, dw, db if has_bias else None
     n, c, h, width = input_shape
     d, _, kh, kw = w.shape

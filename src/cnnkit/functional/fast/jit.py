@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import threading
+import types
 
 _AVAILABLE = importlib.util.find_spec("numba") is not None
 
@@ -56,11 +58,6 @@ def jit_available() -> bool:
     return _AVAILABLE
 
 
-def threads() -> int:
-    """The threads numba's parallel loops run on (``NUMBA_NUM_THREADS``: the cores)."""
-    return int(numba.config.NUMBA_NUM_THREADS) if _AVAILABLE else 1
-
-
 def jit_enabled() -> bool:
     """Whether the kernels run now (installed and not switched off)."""
     return _state["enabled"]
@@ -87,3 +84,70 @@ def compiled(function):
     if loop is None:
         loop = _COMPILED[function] = numba.njit(cache=True)(function)
     return loop
+
+
+# One parallel loop at a time (see Loops.run).
+_PARALLEL = threading.Lock()
+
+
+def threads() -> int:
+    """The threads numba's parallel loops run on (``NUMBA_NUM_THREADS``: the cores)."""
+    return int(numba.config.NUMBA_NUM_THREADS) if _AVAILABLE else 1
+
+
+def parts_of(items: int) -> int:
+    """Ranges a parallel loop splits ``items`` into: one per numba thread, at most one per item
+    (fixed per process, and the loops give the same numbers whichever way they run)."""
+    return max(1, min(items, threads()))
+
+
+def _parallel_copy(function):
+    """A copy of ``function`` under its own name, for its ``parallel=True`` compilation:
+    numba's disk cache keys a loop by its name, and would hand the serial loop back."""
+    copy = types.FunctionType(function.__code__, function.__globals__, function.__name__)
+    copy.__qualname__ = f"{function.__qualname__}_parallel"
+    return copy
+
+
+class Loops:
+    """A module's compiled loops. Its helpers compile first, in order, each replacing the
+    module's own function, so that the loops compiled after them call compiled code; each loop
+    compiles serial or parallel (its ``prange`` runs as ``range`` serially). ``helpers``: names
+    and their fast-math flags; ``before``: what compiles the helpers they call elsewhere."""
+
+    def __init__(self, namespace: dict, helpers: dict[str, set], before=()) -> None:
+        self.namespace, self.helpers, self.before = namespace, helpers, before
+        self.compiled: dict = {}
+
+    def compile_helpers(self) -> None:
+        for other in self.before:
+            other()
+        for name, flags in self.helpers.items():
+            if name not in self.compiled:
+                loop = numba.njit(cache=True, fastmath=flags)(self.namespace[name])
+                self.compiled[name] = self.namespace[name] = loop
+        self.namespace["prange"] = numba.prange
+
+    def loop(self, name: str, parallel: bool = False, fastmath=frozenset()):
+        loop = self.compiled.get((name, parallel))
+        if loop is None:
+            self.compile_helpers()
+            function = self.namespace[name]
+            function = _parallel_copy(function) if parallel else function
+            options = dict(cache=True, parallel=parallel, fastmath=set(fastmath))
+            loop = self.compiled[name, parallel] = numba.njit(**options)(function)
+        return loop
+
+    def run(self, name: str, parts: int, parallel: bool, *arguments) -> None:
+        """The loop ``name`` over ``parts`` ranges: in parallel when asked, there is more than
+        one range and no other thread is in a parallel loop, else serially (numba's workqueue
+        threading layer, its fallback, must not be entered concurrently); both must give the
+        same numbers."""
+        serial = self.loop(name)
+        if parallel and parts > 1 and _PARALLEL.acquire(blocking=False):
+            try:
+                self.loop(name, True)(*arguments)
+            finally:
+                _PARALLEL.release()
+            return
+        serial(*arguments)
