@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from cnnkit.backend import get_array_module
-from cnnkit.functional.fast import direct, grouped
+from cnnkit.functional.fast import direct, grouped, halves
 from cnnkit.functional.fast.layout import (
     MEMORY_ORDER,
     NHWC,
@@ -163,24 +163,39 @@ def conv2d_forward(
         weights, b = xp.concatenate([weights, b[:, None]], axis=1), None  # (D, K + 1)
     y = result(workspace, "y", (n, d, oh, ow), x.dtype, plan.out_layout, xp)
     stored = memory(y, plan.out_layout)  # (N, OH, OW, D) or (N, D, OH, OW)
+    columns = all_taps = None
     if plan.keep_columns:
         columns, all_taps = _columns(
             workspace, "columns", plan, n * units, k, x.dtype, xp, ones_row, keep=save
         )
-    for start, stop in _chunks(n, _chunk(plan, n)):
+    geometry = ((kh, kw), stride, dilation, units, k)
+    job = (source, weights, b, stored, plan, columns, all_taps, workspace, ones_row, geometry)
+    with halves.one_blas_thread():
+        whole = plan.keep_columns and plan.order == COLUMNS  # one product over the batch
+        parts = [(0, n)] if whole else halves.split(n, n * units * k)
+        halves.run(parts, lambda first, last, slot: _forward_chunks(job, first, last, slot))
+    if not save:
+        return y, None
+    saved = columns if plan.keep_columns else source
+    return y, ConvCache(saved, w, x.shape, stride, padding, has_bias, plan, dilation)
+
+
+def _forward_chunks(job, first: int, last: int, slot: int) -> None:
+    """Images first..last-1 of a forward, chunk by chunk, into ``slot``'s scratch."""
+    source, weights, b, stored, plan, columns, all_taps, workspace, ones_row, geometry = job
+    kernel, stride, dilation, units, k = geometry
+    xp = get_array_module(source)
+    for start, stop in _chunks(last - first, _chunk(plan, last - first)):
+        start, stop = first + start, first + stop
         if plan.keep_columns and plan.order == COLUMNS:
             cols, taps = columns, all_taps
         elif plan.keep_columns:
             cols = taps = columns[start * units : stop * units]
         else:
-            rows = (stop - start) * units
-            cols, taps = _columns(workspace, "chunk", plan, rows, k, x.dtype, xp, ones_row)
-        unfold(source[start:stop], (kh, kw), stride, taps, plan.order, dilation)
+            rows, name = (stop - start) * units, halves.slot_name("chunk", slot)
+            cols, taps = _columns(workspace, name, plan, rows, k, source.dtype, xp, ones_row)
+        unfold(source[start:stop], kernel, stride, taps, plan.order, dilation)
         _forward_product(cols, weights, b, stored[start:stop], plan, stop - start, units)
-    if not save:
-        return y, None
-    saved = columns if plan.keep_columns else source
-    return y, ConvCache(saved, w, x.shape, stride, padding, has_bias, plan, dilation)
 
 
 def _other_path(x, w, b, stride, padding, dilation, groups, workspace, save):
@@ -230,53 +245,71 @@ def conv2d_backward(dy, cache: ConvCache, *, workspace=None, input_grad: bool = 
         return grouped.conv2d_backward(dy, cache, workspace=workspace, input_grad=input_grad)
     if direct.is_direct(cache):
         return direct.conv2d_backward(dy, cache, workspace=workspace, input_grad=input_grad)
-    saved, w, input_shape, stride, padding, has_bias, plan, dilation = cache
+    saved, w, input_shape, _, _, has_bias, plan, _ = cache
     xp = get_array_module(dy)
-    n, c, h, width = input_shape
-    d, _, kh, kw = w.shape
-    oh, ow = dy.shape[2:]
-    units, k = oh * ow, c * kh * kw
-    (top, _), (left, _) = padding
+    n, c = input_shape[:2]
+    units, k = dy.shape[2] * dy.shape[3], c * w.shape[2] * w.shape[3]
     grads = memory(dy, plan.out_layout)
     if not grads.flags.c_contiguous:
         grads = xp.ascontiguousarray(grads)  # (N, OH, OW, D) or (N, D, OH, OW)
     ones_row = bias_in_product(plan, has_bias)
-    db = _bias_gradient(grads, plan.out_layout, workspace) if has_bias and not ones_row else None
     back = plan.input_gradient_plan()
-    weights = _filters(w, back.order)
-    dweights = xp.zeros((d, k + 1 if ones_row else k), dtype=dy.dtype)  # (D, K [+ db])
-    source = saved  # when not plan.keep_columns: already padded, in the source layout
     dx = None
     if input_grad:
         dx = result(workspace, "dx", input_shape, dy.dtype, back.source_layout, xp)
-    for start, stop in _chunks(n, _chunk(plan, n)):
+    job = (saved, grads, _filters(w, back.order), dx, plan, workspace, ones_row, cache, (units, k))
+    with halves.one_blas_thread():
+        db = None
+        if has_bias and not ones_row:
+            db = _bias_gradient(grads, plan.out_layout, workspace)
+        whole = plan.keep_columns and plan.order == COLUMNS  # one product over the batch
+        parts = [(0, n)] if whole else halves.split(n, n * units * k)
+        sums = halves.run(parts, lambda first, last, slot: _backward_chunks(job, first, last, slot))
+    dweights = sums[0] if len(sums) == 1 else sums[0] + sums[1]  # (D, K [+ db])
+    if ones_row:
+        dweights, db = dweights[:, :k], xp.ascontiguousarray(dweights[:, k])
+    return dx, _unfilter(dweights, w.shape, plan.order), db
+
+
+def _backward_chunks(job, first: int, last: int, slot: int):
+    """Images first..last-1 of a backward, chunk by chunk, into ``slot``'s scratch: their
+    dx, and their sum of the weight gradient (D, K [+ 1])."""
+    saved, grads, weights, dx, plan, workspace, ones_row, cache, (units, k) = job
+    _, w, (_, c, h, width), stride, padding, _, _, dilation = cache
+    xp = get_array_module(grads)
+    kernel, back = w.shape[2:], plan.input_gradient_plan()
+    (top, _), (left, _) = padding
+    dweights = xp.zeros((w.shape[0], k + 1 if ones_row else k), dtype=grads.dtype)
+    for start, stop in _chunks(last - first, _chunk(plan, last - first)):
+        start, stop = first + start, first + stop
         images = stop - start
         if plan.keep_columns:
             cols = saved if plan.order == COLUMNS else saved[start * units : stop * units]
         else:
-            rows = images * units
-            cols, taps = _columns(workspace, "chunk", plan, rows, k, dy.dtype, xp, ones_row)
-            unfold(source[start:stop], (kh, kw), stride, taps, plan.order, dilation)
+            name = halves.slot_name("chunk", slot)
+            cols, taps = _columns(
+                workspace, name, plan, images * units, k, grads.dtype, xp, ones_row
+            )
+            unfold(saved[start:stop], kernel, stride, taps, plan.order, dilation)
         chunk_grads = grads[start:stop]
         dweights += _weight_product(chunk_grads, cols, plan, images, units)
-        if not input_grad:
+        if dx is None:
             continue
-        dcols = _column_buffer(workspace, "dcolumns", back, images * units, k, dy.dtype, xp)
+        name = halves.slot_name("dcolumns", slot)
+        dcols = _column_buffer(workspace, name, back, images * units, k, grads.dtype, xp)
         _input_product(chunk_grads, weights, dcols, back, images, units)
-        if fold_into(dcols, dx[start:stop], (kh, kw), stride, padding, back.order, dilation):
+        if fold_into(dcols, dx[start:stop], kernel, stride, padding, back.order, dilation):
             continue
         if no_padding(padding):
             target = dx[start:stop]
             target[...] = 0
-            fold(dcols, target, (kh, kw), stride, back.order, dilation)
+            fold(dcols, target, kernel, stride, back.order, dilation)
         else:
             shape = (images, c, h + sum(padding[0]), width + sum(padding[1]))
-            target = padded_zeros(workspace, shape, dy.dtype, back.source_layout, xp)
-            fold(dcols, target, (kh, kw), stride, back.order, dilation)
+            target = padded_zeros(workspace, shape, grads.dtype, back.source_layout, xp, slot)
+            fold(dcols, target, kernel, stride, back.order, dilation)
             dx[start:stop] = target[:, :, top : top + h, left : left + width]
-    if ones_row:
-        dweights, db = dweights[:, :k], xp.ascontiguousarray(dweights[:, k])
-    return dx, _unfilter(dweights, w.shape, plan.order), db
+    return dweights
 
 
 def _bias_gradient(grads, out_layout, workspace):
@@ -293,9 +326,10 @@ def _bias_gradient(grads, out_layout, workspace):
     return xp.matmul(ones, rows)
 
 
-def padded_zeros(workspace, shape, dtype, layout, xp):
+def padded_zeros(workspace, shape, dtype, layout, xp, slot: int = 0):
     """A zeroed scratch array indexed (N, C, Hp, Wp), stored in ``layout``."""
-    stored = scratch(workspace, "dpadded", [shape[a] for a in MEMORY_ORDER[layout]], dtype, xp)
+    name, stored_shape = halves.slot_name("dpadded", slot), [shape[a] for a in MEMORY_ORDER[layout]]
+    stored = scratch(workspace, name, stored_shape, dtype, xp)
     stored[...] = 0
     return nchw(stored, layout)
 

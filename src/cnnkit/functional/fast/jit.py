@@ -82,7 +82,7 @@ def compiled(function):
     """
     loop = _COMPILED.get(function)
     if loop is None:
-        loop = _COMPILED[function] = numba.njit(cache=True)(function)
+        loop = _COMPILED[function] = numba.njit(cache=True, nogil=True)(function)
     return loop
 
 
