@@ -66,7 +66,7 @@ def test_direct_loops_give_the_reference_numbers(case, dtype, layout):
     _close(found, expected, dtype)
 
 
-@pytest.mark.parametrize("case", ["3x3 first layer", "16 -> 16 uneven padding"])
+@pytest.mark.parametrize("case", ["3x3 first layer", "16 -> 16 uneven padding", "LeNet conv1"])
 def test_the_engine_sends_small_3x3_layers_to_the_direct_loops(case):
     x, weight, b, options = _data(case, np.float32)
     dy, expected = _reference(x, weight, b, options)

@@ -20,8 +20,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 # Column elements (units x taps) of a call below which one thread does it all: the hand-off to
-# the second thread costs tens of microseconds.
-MIN_WORK = 1 << 20
+# the second thread costs tens of microseconds. LeNet's conv2 at batch 64 (960,000) gains:
+# forward 0.82 -> 0.65 ms, forward and backward 2.82 -> 2.36 ms split in halves.
+MIN_WORK = 1 << 19
 
 _lock = threading.Lock()
 _state: dict = {"controllers": None, "held": 0, "threads": [], "pool": None}

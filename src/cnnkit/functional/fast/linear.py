@@ -1,8 +1,18 @@
-"""Fully connected layer: every output unit sees every input unit (no sparsity, no sharing)."""
+"""Fully connected layer: every output unit sees every input unit (no sparsity, no sharing).
+
+Products of up to ``SMALL`` multiply-adds (a classifier head) run with BLAS held to one thread
+(:mod:`.halves`): two threads gain nothing there, and waking OpenBLAS's workers would leave them
+spinning against the parallel loops of the convolutions that run next.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
+
+from cnnkit.functional.fast import halves
+
+SMALL = 1 << 23
 
 
 class LinearCache(NamedTuple):
@@ -11,9 +21,15 @@ class LinearCache(NamedTuple):
     has_bias: bool
 
 
+def _threads(x, w):
+    small = x.shape[0] * w.shape[0] * w.shape[1] <= SMALL
+    return halves.one_blas_thread() if small else contextlib.nullcontext()
+
+
 def linear_forward(x, w, b):
     """y = x @ w.T + b: x (N, IN), w (OUT, IN), b (OUT,) or None -> y (N, OUT)."""
-    y = x @ w.T
+    with _threads(x, w):
+        y = x @ w.T
     if b is not None:
         y += b
     return y, LinearCache(x, w, b is not None)
@@ -23,5 +39,7 @@ def linear_backward(dy, cache: LinearCache, *, input_grad: bool = True):
     """dy (N, OUT) -> ``(dx (N, IN), dw (OUT, IN), db (OUT,) or None)``; dx is None when
     ``input_grad`` is False."""
     x, w, has_bias = cache
-    dx = dy @ w if input_grad else None
-    return dx, dy.T @ x, dy.sum(axis=0) if has_bias else None
+    with _threads(x, w):
+        dx = dy @ w if input_grad else None
+        dw = dy.T @ x
+    return dx, dw, dy.sum(axis=0) if has_bias else None

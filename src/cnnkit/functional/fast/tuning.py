@@ -15,7 +15,7 @@ from __future__ import annotations
 import statistics
 import time
 
-TRIALS = 3  # timed calls of each way, after one untimed (compilation, first touch of memory)
+TRIALS = 5  # timed calls of each way, after one untimed (compilation, first touch of memory)
 
 
 class Choice:
