@@ -109,6 +109,44 @@ def test_a_workspace_reused_for_sizes_with_equal_padded_areas():
             np.testing.assert_allclose(y, reference.conv2d_forward(x, weight, None, **options)[0])
 
 
+@pytest.mark.parametrize("save", [True, False])
+def test_a_workspace_reused_for_paddings_with_equal_padded_sizes(save):
+    """((0, 2), (0, 2)) and ((1, 1), (1, 1)) both pad 8x8 to 10x10, with other borders."""
+    workspace = Workspace()
+    rng = np.random.default_rng(5)
+    weight = rng.standard_normal((4, 3, 3, 3))
+    for sides in (((0, 2), (0, 2)), ((1, 1), (1, 1)), ((2, 0), (1, 1))):
+        x = rng.standard_normal((1, 3, 8, 8))
+        options = dict(stride=(1, 1), padding=sides, dilation=(1, 1))
+        y, cache = conv2d_forward(x, weight, None, **options, workspace=workspace, save=save)
+        del cache  # its planes may be lent again
+        np.testing.assert_allclose(y, reference.conv2d_forward(x, weight, None, **options)[0])
+
+
+def test_a_forked_child_runs_the_loops_serially():
+    import os
+    import time
+
+    x, weight, b, options = _data("16 -> 16 uneven padding", np.float32)
+    workspace = Workspace()
+    for _ in range(20):  # past the timed calls: the parallel way may be the chosen one
+        y, _ = conv2d_forward(x, weight, b, **options, workspace=workspace)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            got, _ = conv2d_forward(x, weight, b, **options, workspace=workspace)
+            os._exit(0 if np.array_equal(got, y) else 1)
+        except BaseException:
+            os._exit(2)
+    deadline = time.monotonic() + 60
+    while not (found := os.waitpid(pid, os.WNOHANG))[0]:
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            pytest.fail("the forked child did not finish")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(found[1]) == 0
+
+
 def test_evaluation_forward_keeps_nothing():
     x, weight, b, options = _data("3x3 first layer", np.float32)
     y, cache = conv2d_forward(x, weight, b, **options, workspace=Workspace(), save=False)

@@ -141,6 +141,7 @@ def test_an_empty_batch_gives_empty_results(c, d, groups, jit):
 DILATED = {  # padded input (N, C, Hp, Wp), kernel, stride, dilation
     "3x3 d2": ((3, 16, 12, 11), (3, 3), (1, 1), (2, 2)),
     "2x3 s2 d(3,2)": ((4, 8, 15, 14), (2, 3), (2, 3), (3, 2)),
+    "2x3 s2 d(3,1)": ((4, 16, 15, 14), (2, 3), (2, 3), (3, 1)),
 }
 
 

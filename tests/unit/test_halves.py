@@ -80,15 +80,16 @@ def test_tiny_batches_stay_whole(images, always_split):
         assert halves.split(images, 1 << 30) == [(0, images)]
 
 
-def test_an_error_in_a_half_reaches_the_caller_and_blas_comes_back(always_split):
+@pytest.mark.parametrize("failing", [0, 1])
+def test_an_error_in_a_half_reaches_the_caller_and_blas_comes_back(failing, always_split):
     before = _blas_threads()
 
     def fails(first, last, slot):
-        if slot == 0:
-            raise ValueError("half 0")
+        if slot == failing:
+            raise ValueError(f"half {slot}")
         return slot
 
-    with pytest.raises(ValueError, match="half 0"):
+    with pytest.raises(ValueError, match=f"half {failing}"):
         with halves.one_blas_thread():
             halves.run(halves.split(4, 1), fails)
     assert _blas_threads() == before
@@ -108,5 +109,16 @@ def test_a_forked_child_splits_batches_on_its_own_second_thread(always_split):
             os._exit(0 if found == [0, 1] else 1)
         except BaseException:
             os._exit(2)
-    _, status = os.waitpid(pid, 0)
+    import time
+
+    deadline = time.monotonic() + 60
+    while True:  # a child that hangs must not hang the suite
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child did not finish within 60 s")
+        time.sleep(0.05)
     assert os.waitstatus_to_exitcode(status) == 0

@@ -284,7 +284,9 @@ class Conv2d(WeightedLayer):
             kept = grouped.kept_bytes(c, (h, w), sides, dtype_bytes)
             return out_bytes, kept, grouped.output_layout(c, self.groups, layout)
         kernel, depth, bias = self.kernel_size, self.out_channels, self.bias is not None
-        if direct.shape_applies(c, depth, kernel, self.stride, self.dilation, self.groups):
+        stride = self._effective_stride((h, w))
+        rule = (c, depth, kernel, stride, self.dilation, self.groups, dtype_bytes)
+        if direct.shape_applies(*rule):
             return out_bytes, direct.kept_bytes(c, (h, w), sides, dtype_bytes), NCHW
         kept = plan.kept_bytes(
             c, kernel, depth, (h, w), self.stride, sides, layout, bias, dtype_bytes, self.dilation

@@ -170,8 +170,8 @@ def conv2d_forward(
         )
     geometry = ((kh, kw), stride, dilation, units, k)
     job = (source, weights, b, stored, plan, columns, all_taps, workspace, ones_row, geometry)
-    with halves.one_blas_thread():
-        whole = plan.keep_columns and plan.order == COLUMNS  # one product over the batch
+    whole = plan.keep_columns and plan.order == COLUMNS  # one product over the whole batch
+    with halves.hold(not whole):  # that one keeps BLAS's own threads
         parts = [(0, n)] if whole else halves.split(n, n * units * k)
         halves.run(parts, lambda first, last, slot: _forward_chunks(job, first, last, slot))
     if not save:
@@ -258,11 +258,11 @@ def conv2d_backward(dy, cache: ConvCache, *, workspace=None, input_grad: bool = 
     if input_grad:
         dx = result(workspace, "dx", input_shape, dy.dtype, back.source_layout, xp)
     job = (saved, grads, _filters(w, back.order), dx, plan, workspace, ones_row, cache, (units, k))
-    with halves.one_blas_thread():
+    whole = plan.keep_columns and plan.order == COLUMNS  # one product over the whole batch
+    with halves.hold(not whole):
         db = None
         if has_bias and not ones_row:
             db = _bias_gradient(grads, plan.out_layout, workspace)
-        whole = plan.keep_columns and plan.order == COLUMNS  # one product over the batch
         parts = [(0, n)] if whole else halves.split(n, n * units * k)
         sums = halves.run(parts, lambda first, last, slot: _backward_chunks(job, first, last, slot))
     dweights = sums[0] if len(sums) == 1 else sums[0] + sums[1]  # (D, K [+ db])

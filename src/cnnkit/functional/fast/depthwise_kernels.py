@@ -73,8 +73,8 @@ def _forward_range(x, w, b, sh, sw, dh, dw, top, left, width, keep, planes, y, f
                         row[ow] = b[d]
                     for i in range(kernel_h):
                         for j in range(kernel_w):
-                            tap, first = w[d, i, j], (oh * sh + i * dh) * width + j * dw
-                            source = padded[first:]
+                            tap, offset = w[d, i, j], (oh * sh + i * dh) * width + j * dw
+                            source = padded[offset:]
                             for ow in range(out_w):
                                 row[ow] += tap * source[ow * sw]
 
@@ -343,11 +343,11 @@ def applies(x, w, groups: int) -> bool:
 def forward(x, w, b, stride, padding, dilation, y, planes, parallel: bool = False) -> None:
     """y (N, D, OH, OW) = the depthwise convolution of x (N, C, H, W) with w (D, 1, KH, KW).
     ``planes``: (N, C, Hp*Wp) zero-bordered, filled with the padded input for backward, or
-    (1, 1, Hp*Wp) when nothing is saved (each range of images then pads into its own)."""
+    empty, (0, C, Hp*Wp), when nothing is saved (each range of images then pads into its own)."""
     (top, _), (left, right) = padding
     width = x.shape[3] + left + right
     bias = np.zeros(w.shape[0], x.dtype) if b is None else b
-    keep = planes.shape[:2] == x.shape[:2]
+    keep = planes.shape[0] > 0
     parts = jit.parts_of(x.shape[0])
     options = (*stride, *dilation, top, left, width, keep, planes, y, parts)
     _LOOPS.run("_forward", parts, parallel, x, w[:, 0], bias, *options)

@@ -6,8 +6,9 @@ of im2col and matrix products: with C input channels the products have an inner 
 only C*KH*KW and the columns copy every pixel KH*KW times. Outputs and input gradients are
 stored NCHW. Which shapes take it is a deterministic rule, from timings of both paths on the
 benchmark's layers (see ``applies``); ``CNNKIT_JIT=0`` turns it off with every compiled loop.
-The loops run serially or over halves of the batch on numba's threads, whichever each call site
-of a layer times faster in place (:mod:`.tuning`); both give the same numbers.
+The loops run serially or over ranges of the batch on numba's threads (one per thread),
+whichever each call site of a layer times faster in place (:mod:`.tuning`); both give the same
+numbers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from cnnkit.functional.fast import direct_kernels, jit, tuning
-from cnnkit.functional.fast.layout import NCHW, Workspace, kept, result, scratch
+from cnnkit.functional.fast.layout import NCHW, Workspace, kept, result
 from cnnkit.functional.fast.windows import Sides, output_hw
 
 # Up to this many input channels, and this many filters, a 3x3 stride-1 convolution runs
@@ -49,10 +50,13 @@ def is_direct(cache) -> bool:
     return type(cache) is DirectCache
 
 
-def shape_applies(channels: int, depth: int, kernel, stride, dilation, groups: int) -> bool:
+def shape_applies(
+    channels: int, depth: int, kernel, stride, dilation, groups: int, itemsize: int = 4
+) -> bool:
     """The rule on shapes alone (``cnnkit.summary`` asks it for the output layout)."""
     return (
         jit.jit_enabled()
+        and itemsize in (4, 8)
         and groups == 1
         and (tuple(kernel) == KERNEL or channels == 1)
         and tuple(stride) == (1, 1)
@@ -67,7 +71,7 @@ def applies(x, w, b, stride, dilation, groups: int) -> bool:
     or float64 of one dtype, the compiled loops switched on."""
     arrays = (x, w) if b is None else (x, w, b)
     return (
-        shape_applies(x.shape[1], w.shape[0], w.shape[2:], stride, dilation, groups)
+        shape_applies(x.shape[1], w.shape[0], w.shape[2:], stride, dilation, groups, x.itemsize)
         and all(type(a) is np.ndarray and a.dtype == x.dtype for a in arrays)
         and x.dtype in (np.float32, np.float64)
         and x.size > 0
@@ -87,11 +91,12 @@ def conv2d_forward(x, w, b, *, padding: Sides, dilation, workspace: Workspace | 
     hp, wp = h + top + bottom, width + left + right
     oh, ow = output_hw((hp, wp), w.shape[2:], (1, 1), dilation)
     y = result(workspace, "y", (n, w.shape[0], oh, ow), x.dtype, NCHW, np)
-    name = f"planes {hp}x{wp}"  # zero-bordered when allocated: one border geometry per name
+    # zero-bordered when allocated, so one border geometry per name
+    name = f"planes {top},{left} {hp}x{wp}"
     if save:
         planes = kept(workspace, name, (n, c, hp * wp), x.dtype, np, fill=0.0)
-    else:
-        planes = scratch(workspace, name, (1, c, hp * wp), x.dtype, np, fill=0.0)
+    else:  # no planes kept: each range of images pads into its own
+        planes = np.empty((0, c, hp * wp), x.dtype)
     key = ("forward", x.shape, w.shape, save)
 
     def run(parallel):

@@ -111,11 +111,11 @@ _LOOPS = jit.Loops(globals(), _HELPERS, before=(planes_of.compile_helpers,))
 def forward(x, w, b, padding, dilation, y, planes, parallel: bool = False) -> None:
     """y (N, D, OH, OW) = the stride-1 convolution of x (N, C, H, W) with w (D, C, KH, KW).
     ``planes``: (N, C, Hp*Wp) zero-bordered, filled with the padded input for backward, or
-    (1, C, Hp*Wp) when nothing is saved (then each range of images pads into its own)."""
+    empty, (0, C, Hp*Wp), when nothing is saved (then each range of images pads into its own)."""
     (top, _), (left, right) = padding
     width = x.shape[3] + left + right
     bias = np.zeros(w.shape[0], x.dtype) if b is None else b
-    keep = planes.shape[0] == x.shape[0]
+    keep = planes.shape[0] > 0
     options = (*dilation, top, left, width, keep, planes, y, jit.parts_of(x.shape[0]))
     _LOOPS.run("_forward", options[-1], parallel, x, w, bias, *options)
 

@@ -15,6 +15,7 @@ BLAS already held to one thread by the user, everything runs in the calling thre
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +80,11 @@ class one_blas_thread:
                     controller.set_num_threads(threads)
 
 
+def hold(wanted: bool = True):
+    """:class:`one_blas_thread` when ``wanted``, else a context that changes nothing."""
+    return one_blas_thread() if wanted else contextlib.nullcontext()
+
+
 def _worker() -> ThreadPoolExecutor | None:
     """The second thread, or None where the batch stays whole (no threadpoolctl, BLAS held
     to one thread already by the user, or this is the second thread itself)."""
@@ -101,15 +107,17 @@ def split(images: int, work: int) -> list[tuple[int, int]]:
 
 
 def run(parts: list[tuple[int, int]], function) -> list:
-    """``function(first, last, slot)`` for each part: the first on the second thread, the
-    other here; their results in order. ``slot`` names the part's own scratch arrays."""
-    if len(parts) == 1:
-        return [function(*parts[0], 0)]
-    future = _worker().submit(function, *parts[0], 0)
+    """``function(first, last, slot)`` for each part, their results in order: the first here
+    (slot 0, the scratch names a whole batch uses too), the second on the second thread (slot
+    1, names of its own), or here after the first where there is no second thread."""
+    worker = _worker() if len(parts) > 1 else None
+    if worker is None:
+        return [function(*part, slot) for slot, part in enumerate(parts)]
+    future = worker.submit(function, *parts[1], 1)
     try:
-        second = function(*parts[1], 1)
+        first = function(*parts[0], 0)
     finally:
-        first = future.result()
+        second = future.result()  # waits for the worker whatever happened here
     return [first, second]
 
 

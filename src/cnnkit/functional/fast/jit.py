@@ -88,6 +88,18 @@ def compiled(function):
 
 # One parallel loop at a time (see Loops.run).
 _PARALLEL = threading.Lock()
+_forked = {"child": False}
+
+
+def _after_fork() -> None:
+    """A forked child runs every loop serially: GNU OpenMP, numba's threading layer where it
+    is installed, terminates a child that starts a parallel region its parent had used."""
+    global _PARALLEL
+    _PARALLEL = threading.Lock()
+    _forked["child"] = True
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def threads() -> int:
@@ -144,7 +156,8 @@ class Loops:
         threading layer, its fallback, must not be entered concurrently); both must give the
         same numbers."""
         serial = self.loop(name)
-        if parallel and parts > 1 and _PARALLEL.acquire(blocking=False):
+        wanted = parallel and parts > 1 and not _forked["child"]
+        if wanted and _PARALLEL.acquire(blocking=False):
             try:
                 self.loop(name, True)(*arguments)
             finally:

@@ -7,7 +7,6 @@ spinning against the parallel loops of the convolutions that run next.
 
 from __future__ import annotations
 
-import contextlib
 from typing import NamedTuple
 
 from cnnkit.functional.fast import halves
@@ -22,8 +21,7 @@ class LinearCache(NamedTuple):
 
 
 def _threads(x, w):
-    small = x.shape[0] * w.shape[0] * w.shape[1] <= SMALL
-    return halves.one_blas_thread() if small else contextlib.nullcontext()
+    return halves.hold(x.shape[0] * w.shape[0] * w.shape[1] <= SMALL)
 
 
 def linear_forward(x, w, b):
