@@ -11,7 +11,7 @@ import pytest
 import cnnkit
 
 torch = pytest.importorskip("torch")
-from torch_parity import eval_errors, relative, step_errors, train_a_little  # noqa: E402
+from torch_parity import _dropouts, eval_errors, relative, step_errors, train_a_little  # noqa: E402
 
 EVERY_LAYER = (
     "INPUT(3x21x21) - CONV(D=8, F=3, P=same, padding_mode=reflect) - BN(momentum=none)"
@@ -95,7 +95,27 @@ def test_one_training_step_gives_equal_gradients(trained, dtype):
     errors = step_errors(model, module, x, labels)
     worst = max(errors, key=errors.get)
     _record(name, f"training step ({np.dtype(dtype).name}) gradient/state", errors[worst])
-    assert errors[worst] <= STEP_TOLERANCE[dtype], worst
+    allowed = dict.fromkeys(errors, STEP_TOLERANCE[dtype])
+    if dtype == np.float32 and not _dropouts(model):
+        for key, error in _torch_float32_errors(model, x, labels).items():
+            allowed[key] = max(allowed[key], 3 * error)
+    assert all(errors[key] <= allowed[key] for key in errors), worst
+
+
+def _torch_float32_errors(model, x, labels) -> dict[str, float]:
+    """PyTorch against itself: its float32 gradients relative to its float64 ones, keyed as
+    step_errors keys them. A step can be ill-conditioned (BatchNorm over nearly constant
+    activations after a little training): then float32 results of any library stray from the
+    float64 ones, and cnnkit's float32 is held to 3x PyTorch's own error there, not to 1e-4."""
+    grads = {}
+    for dtype in (torch.float32, torch.float64):
+        module = cnnkit.to_torch(model).to(dtype).train()
+        tx = torch.from_numpy(x).to(dtype).requires_grad_(True)
+        torch.nn.functional.cross_entropy(module(tx), torch.from_numpy(labels)).backward()
+        found = {f"grad {n}": p.grad for n, p in module.named_parameters()}
+        grads[dtype] = {"input grad": tx.grad, **found}
+    wide, narrow = grads[torch.float64], grads[torch.float32]
+    return {key: relative(narrow[key].double().numpy(), wide[key].numpy()) for key in wide}
 
 
 def test_the_round_trip_keeps_the_model(trained):
