@@ -59,22 +59,29 @@ def _forward_range(x, w, b, dh, dw, top, left, width, keep, planes, y, first, la
 def _nine_four(padded, taps, bias, width, wide, add):
     # wide[q, m] = bias[q] (or, with ``add``, wide[q, m]) + the sum over the 3x3 taps of
     # taps[q, i, j] * padded[m + i*Wp + j], for four filters q in one pass over the input.
-    # The taps are read into values first: the loop then keeps them out of memory.
     p0, p1, p2 = padded, padded[1:], padded[2:]
     p3, p4, p5 = padded[width:], padded[width + 1 :], padded[width + 2 :]
     p6, p7, p8 = padded[2 * width :], padded[2 * width + 1 :], padded[2 * width + 2 :]
-    a, b, c, e = _taps9(taps[0]), _taps9(taps[1]), _taps9(taps[2]), _taps9(taps[3])
-    b0, b1, b2, b3 = bias[0], bias[1], bias[2], bias[3]
     w0, w1, w2, w3 = wide[0], wide[1], wide[2], wide[3]
     if not add:
+        b0, b1, b2, b3 = bias[0], bias[1], bias[2], bias[3]
         for m in range(w0.size):
             w0[m], w1[m], w2[m], w3[m] = b0, b1, b2, b3
-    for m in range(w0.size):
-        v = (p0[m], p1[m], p2[m], p3[m], p4[m], p5[m], p6[m], p7[m], p8[m])
-        w0[m] += _dot9(a, v)
-        w1[m] += _dot9(b, v)
-        w2[m] += _dot9(c, v)
-        w3[m] += _dot9(e, v)
+    _add_four((p0, p1, p2, p3, p4, p5, p6, p7, p8), taps, (w0, w1, w2, w3))
+
+
+def _add_four(sources, taps, targets):
+    # targets[q][m] += the sum over the nine taps k of taps[q] at k times sources[k][m], four
+    # targets q in one pass; the taps are read into values first, kept out of memory then
+    s0, s1, s2, s3, s4, s5, s6, s7, s8 = sources
+    a, b, c, e = _taps9(taps[0]), _taps9(taps[1]), _taps9(taps[2]), _taps9(taps[3])
+    t0, t1, t2, t3 = targets
+    for m in range(t0.size):
+        v = (s0[m], s1[m], s2[m], s3[m], s4[m], s5[m], s6[m], s7[m], s8[m])
+        t0[m] += _dot9(a, v)
+        t1[m] += _dot9(b, v)
+        t2[m] += _dot9(c, v)
+        t3[m] += _dot9(e, v)
 
 
 def _taps9(t):
@@ -145,14 +152,8 @@ def _gathered_four(taps, zeroed, lead, width, dpadded):
     q3, q4, q5 = zeroed[base:], zeroed[base - 1 :], zeroed[base - 2 :]
     base = lead - 2 * width
     q6, q7, q8 = zeroed[base:], zeroed[base - 1 :], zeroed[base - 2 :]
-    a, b, c, e = _taps9(taps[0]), _taps9(taps[1]), _taps9(taps[2]), _taps9(taps[3])
-    d0, d1, d2, d3 = dpadded[0], dpadded[1], dpadded[2], dpadded[3]
-    for m in range(d0.size):
-        v = (q0[m], q1[m], q2[m], q3[m], q4[m], q5[m], q6[m], q7[m], q8[m])
-        d0[m] += _dot9(a, v)
-        d1[m] += _dot9(b, v)
-        d2[m] += _dot9(c, v)
-        d3[m] += _dot9(e, v)
+    targets = (dpadded[0], dpadded[1], dpadded[2], dpadded[3])
+    _add_four((q0, q1, q2, q3, q4, q5, q6, q7, q8), taps, targets)
 
 
 def _interior(dpadded, top, left, width, dx):
@@ -168,7 +169,8 @@ def _interior(dpadded, top, left, width, dx):
 
 _FASTMATH = {"reassoc", "contract"}  # as the depthwise loops: NaN and infinity stay IEEE
 _HELPERS = {"_interior": set(), "_taps9": set(), "_dot9": {"contract"}}
-_HELPERS |= {"_nine_four": {"contract"}, "_gathered_four": {"contract"}}
+_HELPERS |= {"_add_four": {"contract"}, "_nine_four": {"contract"}}
+_HELPERS |= {"_gathered_four": {"contract"}}
 _HELPERS |= {"_forward_range": {"contract"}, "_backward_range": _FASTMATH}
 _LOOPS = jit.Loops(globals(), _HELPERS, before=(planes_of.compile_helpers,))
 
