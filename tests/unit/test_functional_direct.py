@@ -124,7 +124,10 @@ def test_a_workspace_reused_for_paddings_with_equal_padded_sizes(save):
         np.testing.assert_allclose(y, reference.conv2d_forward(x, weight, None, **options)[0])
 
 
-def test_a_forked_child_runs_the_loops_serially():
+def test_a_forked_child_runs_the_loops_serially(monkeypatch):
+    from cnnkit.functional.fast import tuning
+
+    monkeypatch.setattr(tuning, "PARALLEL_MIN_WORK", 0)  # small calls may go parallel here
     import os
     import time
 
@@ -215,12 +218,15 @@ def test_serial_and_parallel_loops_give_the_same_numbers_bit_for_bit(path):
         np.testing.assert_array_equal(serial, parallel)
 
 
-def test_layers_in_many_threads_give_what_one_thread_gives():
+def test_layers_in_many_threads_give_what_one_thread_gives(monkeypatch):
     """Each thread's layer has its own workspace; only one parallel loop runs at a time, the
     others run serially, and every result is the same."""
     from concurrent.futures import ThreadPoolExecutor
 
     import cnnkit
+    from cnnkit.functional.fast import tuning
+
+    monkeypatch.setattr(tuning, "PARALLEL_MIN_WORK", 0)  # these small calls may go parallel
 
     rng = np.random.default_rng(8)
     batches = [rng.standard_normal((8, 16, 12, 12)).astype(np.float32) for _ in range(6)]

@@ -34,3 +34,10 @@ def test_call_sites_choose_apart():
                 workspace, key, lambda p, f=faster: time.sleep(0.001 if int(p) == f else 0.02)
             )
     assert workspace.choices["a"].way == 0 and workspace.choices["b"].way == 1
+
+
+def test_small_calls_run_serially_untimed():
+    workspace, ways = Workspace(), []
+    for _ in range(3):
+        tuning.timed(workspace, "small", lambda p: ways.append(p), tuning.PARALLEL_MIN_WORK - 1)
+    assert ways == [False] * 3 and "small" not in workspace.choices

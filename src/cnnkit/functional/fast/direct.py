@@ -102,7 +102,7 @@ def conv2d_forward(x, w, b, *, padding: Sides, dilation, workspace: Workspace | 
     def run(parallel):
         direct_kernels.forward(x, w, b, padding, dilation, y, planes, parallel)
 
-    tuning.timed(workspace, key, run)
+    tuning.timed(workspace, key, run, y.size * c * w.shape[2] * w.shape[3])
     if not save:
         return y, None
     return y, DirectCache(planes, w, x.shape, padding, tuple(dilation), b is not None)
@@ -119,6 +119,7 @@ def conv2d_backward(dy, cache: DirectCache, *, workspace=None, input_grad: bool 
         options = (padding, dilation, input_shape, dx, parallel)
         found.extend(direct_kernels.backward(planes, w, dy, *options))
 
-    tuning.timed(workspace, ("backward", dy.shape, w.shape, input_grad), run)
+    work = dy.size * w.shape[1] * w.shape[2] * w.shape[3] * (2 if input_grad else 1)
+    tuning.timed(workspace, ("backward", dy.shape, w.shape, input_grad), run, work)
     dw, db = found
     return dx, dw, db if has_bias else None

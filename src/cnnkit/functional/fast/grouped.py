@@ -106,7 +106,7 @@ def conv2d_forward(
         def run(parallel):
             depthwise_kernels.forward(x, w, b, stride, padding, dilation, y, planes, parallel)
 
-        tuning.timed(workspace, key, run)
+        tuning.timed(workspace, key, run, y.size * kh * kw)
         if not save:
             return y, None
         has_bias = b is not None
@@ -155,7 +155,11 @@ def conv2d_backward(dy, cache: GroupedCache, *, workspace=None, input_grad: bool
             options = (stride, padding, dilation, input_shape, dx, parallel)
             found.extend(depthwise_kernels.backward(saved, w, dy, *options))
 
-        tuning.timed(workspace, ("depthwise backward", dy.shape, w.shape, input_grad), run)
+        key, work = (
+            ("depthwise backward", dy.shape, w.shape, input_grad),
+            2 * dy.size * w.shape[2] * w.shape[3],
+        )
+        tuning.timed(workspace, key, run, work)
         dw, db = found
         return dx, dw, db if has_bias else None
     n, c, h, width = input_shape

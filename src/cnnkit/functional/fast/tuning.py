@@ -16,6 +16,10 @@ import statistics
 import time
 
 TRIALS = 5  # timed calls of each way, after one untimed (compilation, first touch of memory)
+# Multiply-adds of a call below which it runs serially, untimed: a parallel region's start costs
+# tens of microseconds, and compiling the parallel loop seconds, which a small network (the demo's
+# 8x8 digits) would spend for nothing.
+PARALLEL_MIN_WORK = 1 << 22
 
 
 class Choice:
@@ -44,9 +48,13 @@ class Choice:
 _SHARED: dict = {}  # call sites without a workspace (a functional call) share these
 
 
-def timed(workspace, key, run) -> None:
+def timed(workspace, key, run, work: int | None = None) -> None:
     """``run(parallel)`` the way the call site ``key`` of ``workspace`` prefers, timing it
-    while that is not settled."""
+    while that is not settled; serially, untimed, for less than ``PARALLEL_MIN_WORK``
+    multiply-adds of ``work``."""
+    if work is not None and work < PARALLEL_MIN_WORK:
+        run(False)
+        return
     choices = _SHARED if workspace is None else workspace.choices
     choice = choices.get(key)
     if choice is None:
