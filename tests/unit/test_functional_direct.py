@@ -15,7 +15,7 @@ from cnnkit.functional.fast.layout import NCHW, NHWC, Workspace, in_layout, layo
 pytestmark = pytest.mark.skipif(not jit_available(), reason="the direct loops need numba")
 
 CASES = {  # C, D, (KH, KW), padding, dilation, (H, W)
-    "LeNet conv1": (1, 6, (5, 5), ((2, 2), (2, 2)), (1, 1), (12, 13)),
+    "LeNet conv1": (1, 6, (5, 5), ((2, 2), (2, 2)), (1, 1), (20, 21)),
     "LeNet conv2": (6, 16, (5, 5), ((0, 0), (0, 0)), (1, 1), (10, 9)),
     "3x3 first layer": (3, 16, (3, 3), ((1, 1), (1, 1)), (1, 1), (9, 11)),
     "16 -> 16 uneven padding": (16, 16, (3, 3), ((0, 2), (2, 0)), (1, 1), (8, 9)),
@@ -160,7 +160,18 @@ def test_evaluation_forward_keeps_nothing():
 
 @pytest.mark.parametrize(
     "change",
-    ["channels", "filters", "stride", "dilation", "5x5", "groups", "jit off", "int", "mixed"],
+    [
+        "channels",
+        "filters",
+        "stride",
+        "dilation",
+        "5x5",
+        "groups",
+        "jit off",
+        "int",
+        "mixed",
+        "tiny",
+    ],
 )
 def test_what_stays_on_the_products(change):
     x, weight, b, options = _data("3x3 first layer", np.float32)
@@ -175,6 +186,8 @@ def test_what_stays_on_the_products(change):
         options["stride"] = (2, 1)
     elif change == "dilation":
         options["dilation"] = (1, 2)
+    elif change == "tiny":  # 1 -> 4 filters on 8x8: 2,304 multiply-adds an image
+        x, weight, b = x[:, :1, :8, :8], weight[:4, :1], b[:4]
     elif change == "5x5":
         weight = np.zeros((4, 3, 5, 5), np.float32)
     elif change == "groups":

@@ -285,7 +285,7 @@ class Conv2d(WeightedLayer):
             return out_bytes, kept, grouped.output_layout(c, self.groups, layout)
         kernel, depth, bias = self.kernel_size, self.out_channels, self.bias is not None
         stride = self._effective_stride((h, w))
-        rule = (c, depth, kernel, stride, self.dilation, self.groups, dtype_bytes)
+        rule = (c, depth, kernel, stride, self.dilation, self.groups, dtype_bytes, h * w)
         if direct.shape_applies(*rule):
             return out_bytes, direct.kept_bytes(c, (h, w), sides, dtype_bytes), NCHW
         kept = plan.kept_bytes(

@@ -32,6 +32,10 @@ from cnnkit.functional.fast.windows import Sides, output_hw
 MAX_CHANNELS = 16
 MAX_FILTERS = 32
 KERNEL = (3, 3)
+# Below this many multiply-adds per image (counted on the input's pixels) the layer stays on
+# im2col, whose loops a network compiles anyway: the direct loops' first compilation costs
+# seconds, which the demo's 8x8 digits (a 1->32 3x3 layer, 18,432) would spend for nothing.
+MIN_WORK_PER_IMAGE = 1 << 15
 
 
 class DirectCache(NamedTuple):
@@ -51,12 +55,14 @@ def is_direct(cache) -> bool:
 
 
 def shape_applies(
-    channels: int, depth: int, kernel, stride, dilation, groups: int, itemsize: int = 4
+    channels: int, depth: int, kernel, stride, dilation, groups: int, itemsize: int, pixels: int
 ) -> bool:
-    """The rule on shapes alone (``cnnkit.summary`` asks it for the output layout)."""
+    """The rule on shapes alone (``cnnkit.summary`` asks it for the output layout); ``pixels``:
+    the input's H*W."""
     return (
         jit.jit_enabled()
         and itemsize in (4, 8)
+        and depth * channels * kernel[0] * kernel[1] * pixels >= MIN_WORK_PER_IMAGE
         and groups == 1
         and (tuple(kernel) == KERNEL or channels == 1)
         and tuple(stride) == (1, 1)
@@ -71,7 +77,16 @@ def applies(x, w, b, stride, dilation, groups: int) -> bool:
     or float64 of one dtype, the compiled loops switched on."""
     arrays = (x, w) if b is None else (x, w, b)
     return (
-        shape_applies(x.shape[1], w.shape[0], w.shape[2:], stride, dilation, groups, x.itemsize)
+        shape_applies(
+            *x.shape[1:2],
+            w.shape[0],
+            w.shape[2:],
+            stride,
+            dilation,
+            groups,
+            x.itemsize,
+            x.shape[2] * x.shape[3],
+        )
         and all(type(a) is np.ndarray and a.dtype == x.dtype for a in arrays)
         and x.dtype in (np.float32, np.float64)
         and x.size > 0

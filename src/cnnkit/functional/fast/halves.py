@@ -4,10 +4,11 @@ A convolution's im2col path is copies (im2col, col2im: compiled loops that relea
 or NumPy copies) and matrix products. One call with BLAS on two threads parallelises only the
 products; two threads of cnnkit's own, each running half of the batch with BLAS on one
 thread, parallelise the copies too. It also keeps OpenBLAS's own worker threads asleep: after
-a two-thread product they spin for about a tenth of a second, and a parallel loop that runs
-in that time (the direct and depthwise loops) fights them for the cores. So while a
-convolution's products run here, BLAS is held at one thread (restored when the last such call
-returns), whether the batch is split or not.
+a two-thread product they keep spinning for a while (150 ms later they no longer slowed a
+parallel loop), and a parallel loop that runs in that time (the direct and depthwise loops)
+fights them for the cores. So while a convolution's products run here, BLAS is held at one
+thread (restored when the last such call returns), whether the batch is split or not; only the
+plan with one product over the whole batch keeps BLAS's own threads.
 
 Needs threadpoolctl (the default install has it) to set BLAS's threads; without it, or with
 BLAS already held to one thread by the user, everything runs in the calling thread as before.

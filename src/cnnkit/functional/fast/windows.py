@@ -67,8 +67,9 @@ def padded(
 
     Returns ``x`` itself when there is nothing to pad and it is already stored that way. With a
     workspace the padded array is reused between calls: its border is written once, when it is
-    allocated, and every call copies only the interior. ``keep``: the result outlives the call
-    (a forward saves it), so it comes from memory nothing else refers to.
+    allocated (a name per border), and every call copies only the interior. ``keep``: the
+    result outlives the call (a forward saves it), so it comes from memory nothing else refers
+    to.
     """
     layout = layout or layout_of(x) or NCHW
     if no_padding(padding) and memory(x, layout).flags.c_contiguous:
@@ -79,6 +80,8 @@ def padded(
     shape = (n, c, h + top + bottom, w + left + right)
     stored_shape = [shape[a] for a in MEMORY_ORDER[layout]]
     lend = kept if keep else scratch
+    # the border is written when the array is allocated: one border (sides, value) per name
+    name = f"{name} {top},{left} {value}"
     stored = lend(workspace, name, stored_shape, x.dtype, xp, value)
     out = nchw(stored, layout)
     out[:, :, top : top + h, left : left + w] = x
